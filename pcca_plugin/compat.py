@@ -1,0 +1,213 @@
+"""Compatibility fixes that make the plain PyPI installs of the pinned stack work.
+
+Every function below fixes one known trap of the pinned versions
+(mmengine 0.10.7, mmcv 2.1.0, mmdet 3.3.0, mmaction2 1.2.0 on torch >= 2.6 and
+numpy 2), without editing any file in ``site-packages``. :func:`apply_all` is
+called once when :mod:`pcca_plugin` is imported, **before** the plugin imports
+anything from mmaction2, so ``custom_imports = dict(imports=['pcca_plugin'])``
+in a config is enough. Each fix is idempotent and does nothing where the
+installed packages do not have the problem.
+
+If your own script imports ``mmaction.models`` before ``pcca_plugin``, import
+``pcca_plugin`` first (or call :func:`apply_all`), otherwise the mmaction2
+import fails before the plugin can help.
+"""
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.metadata
+import sys
+import types
+from typing import List
+
+#: Name of the mmaction2 package that the 1.2.0 wheel forgot to ship.
+DRN_PACKAGE = 'mmaction.models.localizers.drn'
+#: Its module that ``mmaction/models/localizers/__init__.py`` imports.
+DRN_MODULE = DRN_PACKAGE + '.drn'
+
+_applied: List[str] = []
+
+
+class _MissingDRN:
+    """Placeholder for mmaction2's DRN localizer, absent from the 1.2.0 wheel.
+
+    Building it raises an error that says why and how to get the real one.
+    """
+
+    def __init__(self, *args, **kwargs):
+        raise ImportError(
+            'DRN is not part of the mmaction2 1.2.0 wheel on PyPI (its '
+            "'mmaction/models/localizers/drn/' folder is missing), so "
+            'pcca_plugin.compat replaced it with this placeholder. To use DRN, '
+            'install mmaction2 from source: '
+            'pip install git+https://github.com/open-mmlab/mmaction2.git@v1.2.0'
+        )
+
+
+class _DRNStubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Import-system finder that provides ``mmaction.models.localizers.drn``.
+
+    It sits at the end of ``sys.meta_path``, so it is only asked after the
+    regular finders failed, i.e. only when the real package is missing.
+    """
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in (DRN_PACKAGE, DRN_MODULE):
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self, is_package=(fullname == DRN_PACKAGE))
+
+    def create_module(self, spec):
+        return types.ModuleType(spec.name)
+
+    def exec_module(self, module):
+        module.__file__ = f'<pcca_plugin.compat stub for {module.__name__}>'
+        if module.__name__ == DRN_PACKAGE:
+            module.__path__ = []
+        else:
+            module.DRN = _MissingDRN
+            # Registered like the real one, so building `type='DRN'` explains itself.
+            from mmaction.registry import MODELS
+
+            MODELS.register_module('DRN', module=_MissingDRN, force=True)
+        module.__doc__ = 'Stub installed by pcca_plugin.compat; see _MissingDRN.'
+
+
+def fix_mmaction_missing_drn() -> bool:
+    """mmaction2 1.2.0 (PyPI): ``mmaction/models/localizers/drn/`` is missing.
+
+    ``mmaction/models/localizers/__init__.py`` does ``from .drn.drn import DRN``,
+    so ``import mmaction.models`` raises ``ModuleNotFoundError`` on a plain
+    ``pip install mmaction2==1.2.0``. We add an import finder of last resort
+    that serves a stub ``drn`` package whose ``DRN`` raises a clear error when
+    built. The real package, when installed (from source), always wins.
+
+    Returns:
+        bool: True when the finder was installed by this call.
+    """
+    if any(isinstance(finder, _DRNStubFinder) for finder in sys.meta_path):
+        return False
+    sys.meta_path.append(_DRNStubFinder())
+    return True
+
+
+def fix_mmaction_importlib_metadata() -> bool:
+    """mmaction2 1.2.0 imports ``importlib_metadata`` without declaring it.
+
+    ``mmaction/utils/dependency.py`` does
+    ``from importlib_metadata import PackageNotFoundError, distribution``.
+    pcca_plugin's ``setup.py`` installs the backport; when it is still
+    missing (a bare environment), the standard library's
+    :mod:`importlib.metadata` offers the same two names and is aliased.
+
+    Returns:
+        bool: True when the alias was installed by this call.
+    """
+    if 'importlib_metadata' in sys.modules:
+        return False
+    try:
+        importlib.import_module('importlib_metadata')
+        return False
+    except ImportError:
+        sys.modules['importlib_metadata'] = importlib.metadata
+    return True
+
+
+def history_buffer_getattr(owner, name: str):
+    """A ``getattr`` that only resolves mmengine ``HistoryBuffer`` statistics methods.
+
+    torch pickles the ``HistoryBuffer.min``-style methods that mmengine 0.10.7
+    stores in a checkpoint's ``MessageHub`` as ``getattr(HistoryBuffer, 'min')``
+    (protocol 2). Allow-listing the real ``builtins.getattr`` would let a
+    malicious checkpoint reach any attribute of any allowed object; this one is
+    registered under that name instead and refuses everything else.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    builtin_statistics = ('min', 'max', 'current', 'mean')
+    if owner is HistoryBuffer and (
+        name in builtin_statistics or name in HistoryBuffer._statistics_methods
+    ):
+        return getattr(owner, name)
+    raise AttributeError(
+        f'weights_only checkpoint loading: refusing getattr({owner!r}, {name!r}); only '
+        'mmengine HistoryBuffer statistics methods are allowed (pcca_plugin.compat)'
+    )
+
+
+def mmengine_checkpoint_safe_globals() -> list:
+    """The non-tensor globals found in checkpoints that mmengine 0.10.7 writes.
+
+    ``Runner.save_checkpoint`` stores the ``MessageHub`` state (``HistoryBuffer``
+    objects holding numpy arrays and references to their statistics methods),
+    numpy scalars (``meta['seed']`` and logged values), and the schedulers'
+    ``collections.Counter`` milestones. These are data, not code.
+    """
+    import codecs
+    import collections
+
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    safe = [
+        HistoryBuffer,
+        np.ndarray,
+        np.dtype,
+        collections.Counter,
+        (codecs.encode, '_codecs.encode'),  # protocol-2 pickles of bytes
+        (history_buffer_getattr, 'builtins.getattr'),
+    ]
+    # Reconstructors that numpy pickles name, under numpy 1 and numpy 2.
+    for module_name in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for attr in ('_reconstruct', 'scalar'):
+            if hasattr(module, attr):
+                safe.append((getattr(module, attr), f'{module_name}.{attr}'))
+    # Every concrete dtype class (numpy >= 1.25 pickles dtypes by class).
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        safe.extend(
+            getattr(dtypes, name)
+            for name in dir(dtypes)
+            if name.endswith('DType') and isinstance(getattr(dtypes, name), type)
+        )
+    return safe
+
+
+def fix_torch_weights_only_checkpoints() -> bool:
+    """torch >= 2.6 loads with ``weights_only=True``; mmengine 0.10.7 checkpoints fail.
+
+    mmengine 0.10.7 calls ``torch.load(filename, map_location=...)`` for
+    ``load_from``, ``resume`` and ``load_checkpoint``; under torch's new
+    default the unpickler rejects mmengine's ``HistoryBuffer``, numpy and
+    ``Counter`` objects in the checkpoint. Rather than turning the safety off, we
+    allow-list exactly those types with
+    ``torch.serialization.add_safe_globals`` (so other checkpoints are still
+    loaded safely). Nothing to do on torch < 2.4, which has no allow-list and
+    did not default to ``weights_only``.
+
+    Returns:
+        bool: True when types were allow-listed by this call.
+    """
+    import torch.serialization as serialization
+
+    if not hasattr(serialization, 'add_safe_globals'):
+        return False
+    serialization.add_safe_globals(mmengine_checkpoint_safe_globals())
+    return True
+
+
+def apply_all() -> List[str]:
+    """Apply every fix once; return the names of the fixes that changed something."""
+    fixes = (
+        fix_mmaction_missing_drn,
+        fix_mmaction_importlib_metadata,
+        fix_torch_weights_only_checkpoints,
+    )
+    for fix in fixes:
+        if fix.__name__ not in _applied and fix():
+            _applied.append(fix.__name__)
+    return list(_applied)

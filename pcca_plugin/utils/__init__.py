@@ -1,0 +1,25 @@
+"""Shared helpers: safe pickle I/O and MultiSports format facts."""
+
+from .multisports_format import (
+    EXCLUDED_CLASS_NAMES,
+    FIRST_FRAME,
+    GT_KEYS,
+    check_gt_keys,
+    evaluated_label_indices,
+    frame_key,
+    parse_frame_key,
+)
+from .pickle_io import UnsafePickleError, dump_pickle, load_pickle
+
+__all__ = [
+    'EXCLUDED_CLASS_NAMES',
+    'FIRST_FRAME',
+    'GT_KEYS',
+    'check_gt_keys',
+    'evaluated_label_indices',
+    'frame_key',
+    'parse_frame_key',
+    'UnsafePickleError',
+    'dump_pickle',
+    'load_pickle',
+]
