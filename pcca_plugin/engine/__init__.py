@@ -1,1 +1,5 @@
-"""Placeholder: filled by the engine work."""
+"""Training-loop components (hooks)."""
+
+from .hooks import FreezeAllButClassifierHook, freeze_all_but
+
+__all__ = ['FreezeAllButClassifierHook', 'freeze_all_but']

@@ -1,0 +1,100 @@
+"""Hooks for decoupled (two-phase) training.
+
+Phase 2 of the PCCA paper (section 2.3, after Kang et al., ICLR 2020, "classifier
+re-training"): load the phase-1 model, freeze every parameter except the final
+classifier and re-train the classifier with class-balanced sampling.
+Freezing means two things here:
+
+* ``requires_grad = False`` on every parameter outside the classifier, so the
+  optimizer never updates them (no gradient, hence no momentum or weight decay);
+* every module outside the classifier stays in **eval mode**, so BatchNorm keeps
+  its running statistics and dropout is off. mmengine's train loops call
+  ``model.train()`` at the start of every epoch (after the ``before_train_epoch``
+  hooks), so the hook re-applies the modes before every training iteration.
+"""
+
+from typing import Optional, Tuple
+
+import torch.nn as nn
+from mmaction.registry import HOOKS
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+#: mmaction2's ``BBoxHeadAVA`` classifier inside ``FastRCNN``.
+DEFAULT_CLASSIFIER_PATH = 'roi_head.bbox_head.fc_cls'
+
+
+def find_classifier(model: nn.Module, path: str) -> nn.Module:
+    """The submodule at dotted ``path``; raise naming the Linear layers that do exist."""
+    try:
+        return model.get_submodule(path)
+    except AttributeError as exc:
+        linears = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+        raise AttributeError(
+            f'{type(model).__name__} has no module {path!r} to keep trainable ({exc}). Set '
+            f'FreezeAllButClassifierHook(classifier_path=...) to one of its Linear layers: '
+            f'{linears}'
+        ) from exc
+
+
+def freeze_all_but(model: nn.Module, path: str) -> Tuple[int, int]:
+    """Freeze every parameter of ``model`` except those under ``path``; set the modes.
+
+    Returns:
+        ``(trainable, total)`` parameter counts (numbers of scalars).
+    """
+    classifier = find_classifier(model, path)
+    keep = {id(p) for p in classifier.parameters()}
+    if not keep:
+        raise ValueError(f'module {path!r} has no parameters to train')
+    for parameter in model.parameters():
+        parameter.requires_grad_(id(parameter) in keep)
+    apply_frozen_modes(model, classifier)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def apply_frozen_modes(model: nn.Module, classifier: nn.Module) -> None:
+    """Eval mode for the whole model, train mode for the classifier subtree."""
+    model.eval()
+    classifier.train()
+
+
+@HOOKS.register_module()
+class FreezeAllButClassifierHook(Hook):
+    """Train only the final classifier; keep everything else frozen and in eval mode.
+
+    Args:
+        classifier_path: dotted path of the classifier inside the model
+            (unwrapped from DDP), default mmaction2's ``BBoxHeadAVA.fc_cls``.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, classifier_path: str = DEFAULT_CLASSIFIER_PATH) -> None:
+        self.classifier_path = classifier_path
+        self._classifier: Optional[nn.Module] = None
+
+    @staticmethod
+    def _unwrap(model: nn.Module) -> nn.Module:
+        return model.module if is_model_wrapper(model) else model
+
+    def before_train(self, runner) -> None:
+        """Freeze (after ``load_from`` has been applied) and log the trainable count."""
+        model = self._unwrap(runner.model)
+        trainable, total = freeze_all_but(model, self.classifier_path)
+        self._classifier = model.get_submodule(self.classifier_path)
+        runner.logger.info(
+            f'FreezeAllButClassifierHook: {trainable} of {total} parameters trainable '
+            f'({self.classifier_path}); all other modules frozen in eval mode'
+        )
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        """Restore the frozen modes.
+
+        mmengine's ``EpochBasedTrainLoop.run_epoch`` calls ``model.train()`` *after*
+        ``before_train_epoch``, and validation leaves the model in eval mode, so the
+        modes are set again right before every iteration.
+        """
+        apply_frozen_modes(self._unwrap(runner.model), self._classifier)
