@@ -16,7 +16,7 @@ from . import compat  # noqa: E402
 
 compat.apply_all()
 
-from . import datasets, engine, evaluation, models, utils  # noqa: E402,F401
+from . import datasets, engine, evaluation, models, proposals, utils, visualization  # noqa: E402,F401
 
 __all__ = [
     '__version__',
@@ -26,5 +26,7 @@ __all__ = [
     'engine',
     'evaluation',
     'models',
+    'proposals',
     'utils',
+    'visualization',
 ]

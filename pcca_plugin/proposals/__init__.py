@@ -1,0 +1,74 @@
+"""Person proposals for MultiSports: detector wrapper, resumable generation, evaluation.
+
+See ``docs/detector.md`` for the workflow (COCO checkpoint -> person detector
+-> proposals -> AP@0.5 / AR@100) and the tools under ``tools/det/``.
+"""
+
+from .coco_format import PERSON_CATEGORY, multisports_to_coco
+from .detector import (
+    DEFAULT_MIN_SCORE,
+    NoPersonClassError,
+    PersonDetector,
+    find_person_class,
+    person_only_state_dict,
+    slice_person_checkpoint,
+)
+from .evaluation import (
+    box_iou,
+    evaluate_proposal_file_contents,
+    evaluate_proposals,
+    gt_person_boxes,
+    voc_ap,
+)
+from .frames import (
+    EmptyFrameSourceError,
+    FrameDecodeError,
+    FrameSource,
+    iter_frames,
+    resolve_sources,
+    sources_from_paths,
+)
+from .generation import GenerationReport, detect_video, generate_shards, shard_settings
+from .ground_truth import frame_person_boxes, split_videos
+from .shards import (
+    CorruptShardError,
+    ShardSettingsMismatch,
+    merge_shards,
+    read_shard,
+    shard_path,
+    write_shard,
+)
+
+__all__ = [
+    'PERSON_CATEGORY',
+    'multisports_to_coco',
+    'DEFAULT_MIN_SCORE',
+    'NoPersonClassError',
+    'PersonDetector',
+    'find_person_class',
+    'person_only_state_dict',
+    'slice_person_checkpoint',
+    'box_iou',
+    'evaluate_proposal_file_contents',
+    'evaluate_proposals',
+    'gt_person_boxes',
+    'voc_ap',
+    'EmptyFrameSourceError',
+    'FrameDecodeError',
+    'FrameSource',
+    'iter_frames',
+    'resolve_sources',
+    'sources_from_paths',
+    'GenerationReport',
+    'detect_video',
+    'generate_shards',
+    'shard_settings',
+    'frame_person_boxes',
+    'split_videos',
+    'CorruptShardError',
+    'ShardSettingsMismatch',
+    'merge_shards',
+    'read_shard',
+    'shard_path',
+    'write_shard',
+]

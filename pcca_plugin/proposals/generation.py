@@ -1,0 +1,185 @@
+"""Resumable proposal generation: detector over videos, one shard per video, then a merge.
+
+The loop (:func:`generate_shards`) visits the videos in order. A video whose
+shard exists and is valid is skipped; otherwise its frames (every k-th) are
+read, run through the detector in batches that never span two videos (so
+the boxes of a video do not depend on where a previous run stopped), and
+written as a shard atomically. :func:`merge_shards` then reads every shard
+back into one dict, so an interrupted-and-resumed run and an uninterrupted
+run produce the same file byte for byte.
+"""
+
+import logging
+import os.path as osp
+from typing import Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ..utils.multisports_format import frame_key
+from .frames import FrameSource, estimate_num_frames, iter_frames
+from .shards import CorruptShardError, read_shard, remove_stale_temporaries, shard_path, write_shard
+
+logger = logging.getLogger(__name__)
+
+#: Frames per detector call.
+DEFAULT_BATCH_SIZE = 4
+#: A detector: a list of BGR frames -> one (n, 5) float32 normalised array per frame.
+DetectFn = Callable[[Sequence[np.ndarray]], List[np.ndarray]]
+
+
+class GenerationReport(NamedTuple):
+    """What a call to :func:`generate_shards` did.
+
+    Attributes:
+        computed: videos run through the detector in this call.
+        reused: videos whose valid shard was already there.
+        remaining: videos not visited because ``max_videos`` was reached.
+        num_frames: frames run through the detector in this call.
+    """
+
+    computed: List[str]
+    reused: List[str]
+    remaining: List[str]
+    num_frames: int
+
+    @property
+    def complete(self) -> bool:
+        """True when every video has a shard."""
+        return not self.remaining
+
+
+def _batches(
+    frames: Iterator[Tuple[int, np.ndarray]], batch_size: int
+) -> Iterator[Tuple[List[int], List[np.ndarray]]]:
+    """Group ``(frame_number, image)`` pairs into lists of at most ``batch_size``."""
+    numbers: List[int] = []
+    images: List[np.ndarray] = []
+    for number, image in frames:
+        numbers.append(number)
+        images.append(image)
+        if len(images) == batch_size:
+            yield numbers, images
+            numbers, images = [], []
+    if images:
+        yield numbers, images
+
+
+def detect_video(
+    detect: DetectFn,
+    source: FrameSource,
+    frame_interval: int = 1,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Optional[Progress] = None,
+) -> Dict[str, np.ndarray]:
+    """Proposals of one video: frame key -> np.ndarray[n, 5] float32, frames ascending.
+
+    Args:
+        detect: the detector (e.g. :meth:`PersonDetector.detect`).
+        source: the video or frame folder.
+        frame_interval: run on frames 1, 1 + k, 1 + 2k, ...
+        batch_size: frames per detector call.
+        progress: a rich progress display to advance, or None.
+    """
+    if batch_size < 1:
+        raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+    task = None
+    if progress is not None:
+        total = -(-estimate_num_frames(source) // frame_interval)  # ceil division
+        task = progress.add_task(source.name, total=total or None)
+    proposals: Dict[str, np.ndarray] = {}
+    for frames, images in _batches(iter_frames(source, frame_interval), batch_size):
+        for frame, boxes in zip(frames, detect(images)):
+            proposals[frame_key(source.name, frame)] = boxes
+        if task is not None:
+            progress.advance(task, len(frames))
+    if task is not None:
+        progress.remove_task(task)
+    return proposals
+
+
+def _progress_display(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn('[bold]{task.description}'),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+    )
+
+
+def generate_shards(
+    detect: DetectFn,
+    sources: Sequence[FrameSource],
+    shard_dir: str,
+    settings: Mapping,
+    frame_interval: int = 1,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_videos: Optional[int] = None,
+    redo_corrupt: bool = False,
+    show_progress: bool = True,
+) -> GenerationReport:
+    """Make the shard of every video that lacks a valid one.
+
+    Args:
+        detect: the detector.
+        sources: the videos, in output order; names must be unique.
+        shard_dir: folder of the shards (:func:`~.shards.shard_path`).
+        settings: the detector fingerprint; stored in each shard together with
+            ``frame_interval`` (:func:`shard_settings`). A shard with other
+            settings is an error (:class:`~.shards.ShardSettingsMismatch`),
+            never silently reused.
+        frame_interval: run on every k-th frame.
+        batch_size: frames per detector call.
+        max_videos: compute at most this many videos in this call, then stop
+            (the rest stay in ``remaining``); None for all.
+        redo_corrupt: recompute a corrupted/truncated shard (with a warning)
+            instead of raising :class:`~.shards.CorruptShardError`.
+        show_progress: draw a rich progress bar.
+    """
+    names = [source.name for source in sources]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f'video names occur more than once: {duplicates}')
+    settings = shard_settings(settings, frame_interval)
+    computed: List[str] = []
+    reused: List[str] = []
+    remaining: List[str] = []
+    num_frames = 0
+    with _progress_display(show_progress) as progress:
+        videos_task = progress.add_task('videos', total=len(sources))
+        for position, source in enumerate(sources):
+            path = shard_path(shard_dir, source.name)
+            if osp.isfile(path):
+                try:
+                    read_shard(path, source.name, settings)
+                    reused.append(source.name)
+                    progress.advance(videos_task)
+                    continue
+                except CorruptShardError as exc:
+                    if not redo_corrupt:
+                        raise
+                    logger.warning('recomputing %s: %s', source.name, exc)
+            if max_videos is not None and len(computed) >= max_videos:
+                remaining = names[position:]
+                break
+            proposals = detect_video(detect, source, frame_interval, batch_size, progress)
+            remove_stale_temporaries(path)
+            write_shard(path, source.name, proposals, settings)
+            computed.append(source.name)
+            num_frames += len(proposals)
+            progress.advance(videos_task)
+    return GenerationReport(computed, reused, remaining, num_frames)
+
+
+def shard_settings(fingerprint: Mapping, frame_interval: int) -> Dict:
+    """The settings a shard must match to be reused: detector fingerprint + sampling."""
+    return dict(fingerprint, frame_interval=frame_interval)
