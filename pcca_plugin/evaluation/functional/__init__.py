@@ -1,0 +1,71 @@
+"""Pure-numpy MultiSports evaluation: geometry, AP, frame/video mAP, tube linking."""
+
+from .ap import APResult, precision_recall, voc_ap
+from .frame_ap import FRAME_IOU_THR, frame_ap
+from .geometry import box_area, box_intersection, box_iou, segment_mean, segment_sum, tube_iou
+from .ground_truth import (
+    FrameDetections,
+    GroundTruth,
+    VideoDetections,
+    check_frame_detections,
+    check_video_detections,
+    load_ground_truth,
+)
+from .linking import (
+    LINK_IOU_THR,
+    MIN_TUBE_LENGTH,
+    MIN_TUBE_SCORE,
+    NMS_IOU_THR,
+    NMS_TOP_K,
+    link_tubes,
+    nms_tubelets,
+)
+from .video_ap import (
+    ERROR_COLUMNS,
+    MAIN_RANGE,
+    VIDEO_IOU_RANGES,
+    VIDEO_IOU_THRS,
+    VideoAPEvaluator,
+    range_thresholds,
+    video_ap,
+    video_ap_all,
+    video_ap_error,
+    video_ap_thresholds,
+)
+
+__all__ = [
+    'APResult',
+    'precision_recall',
+    'voc_ap',
+    'FRAME_IOU_THR',
+    'frame_ap',
+    'box_area',
+    'box_intersection',
+    'box_iou',
+    'segment_mean',
+    'segment_sum',
+    'tube_iou',
+    'FrameDetections',
+    'GroundTruth',
+    'VideoDetections',
+    'check_frame_detections',
+    'check_video_detections',
+    'load_ground_truth',
+    'LINK_IOU_THR',
+    'MIN_TUBE_LENGTH',
+    'MIN_TUBE_SCORE',
+    'NMS_IOU_THR',
+    'NMS_TOP_K',
+    'link_tubes',
+    'nms_tubelets',
+    'ERROR_COLUMNS',
+    'MAIN_RANGE',
+    'VIDEO_IOU_RANGES',
+    'VIDEO_IOU_THRS',
+    'VideoAPEvaluator',
+    'range_thresholds',
+    'video_ap',
+    'video_ap_all',
+    'video_ap_error',
+    'video_ap_thresholds',
+]
