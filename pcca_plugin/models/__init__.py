@@ -1,1 +1,30 @@
-"""Placeholder: filled by the models work."""
+"""Model components: context RoI extractor, cross-attention transformer, PCCA head.
+
+Everything is registered in mmdet's ``MODELS`` (mmaction2's ``FastRCNN`` is
+built in mmdet's scope), next to mmaction2's ``AVARoIHead``.
+"""
+
+from .bbox_heads import PCCABBoxHead
+from .config_checks import check_config_consistency
+from .layers import (
+    CrossAttentionLayer,
+    LearnedPositionalEncoding2D,
+    PersonContextTransformer,
+    count_macs_per_person,
+)
+from .roi_extractors import ContextRoIExtractor, clip_boxes, scale_boxes, temporal_pool
+from .roi_heads import PCCARoIHead
+
+__all__ = [
+    'ContextRoIExtractor',
+    'CrossAttentionLayer',
+    'LearnedPositionalEncoding2D',
+    'PCCABBoxHead',
+    'PCCARoIHead',
+    'PersonContextTransformer',
+    'check_config_consistency',
+    'clip_boxes',
+    'count_macs_per_person',
+    'scale_boxes',
+    'temporal_pool',
+]

@@ -1,0 +1,26 @@
+# Tiny linear baseline on toy-sports (same backbone, data and schedule as the
+# tiny PCCA config).
+_base_ = ['./pcca_slowfast-tiny_1xb2-8x8x1-4e_toy-sports-rgb.py']
+
+model = dict(
+    roi_head=dict(
+        _delete_=True,
+        type='AVARoIHead',
+        bbox_roi_extractor=dict(
+            type='SingleRoIExtractor3D',
+            roi_layer_type='RoIAlign',
+            featmap_stride=16,
+            output_size=7,
+            with_temporal_pool=True,
+        ),
+        bbox_head=dict(
+            type='BBoxHeadAVA',
+            in_channels=72,
+            num_classes={{_base_.num_classes}},
+            background_class=False,
+            multilabel=True,
+            dropout_ratio=0.5,
+            topk=(1,),
+        ),
+    )
+)

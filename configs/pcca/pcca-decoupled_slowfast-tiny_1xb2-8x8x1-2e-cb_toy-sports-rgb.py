@@ -1,0 +1,20 @@
+# Decoupled phase 2 for the tiny toy-sports model (see the MultiSports
+# decoupled config for the design).
+_base_ = [
+    '../_base_/models/slowfast-tiny_pcca.py',
+    '../_base_/datasets/toy-sports_rgb.py',
+    '../_base_/schedules/decoupled_phase2.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(
+    roi_head=dict(
+        num_classes={{_base_.num_classes}}, bbox_head=dict(num_classes={{_base_.num_classes}})
+    )
+)
+train_dataloader = dict(batch_size=2, sampler={{_base_.phase2_sampler}})
+val_dataloader = dict(batch_size=1)
+test_dataloader = val_dataloader
+
+# Required: the phase-1 checkpoint.
+load_from = 'work_dirs/pcca_slowfast-tiny_1xb2-8x8x1-4e_toy-sports-rgb/epoch_4.pth'

@@ -1,0 +1,173 @@
+"""PCCA classification head: cross-attention transformer + linear classifier.
+
+Shape shorthand: ``N`` persons, ``C`` backbone channels, ``L = h * w`` context
+tokens, ``D`` transformer width, ``K`` classes.
+
+Subclass of mmaction2's ``BBoxHeadAVA`` so that targets, losses (per-class
+binary cross-entropy when ``multilabel=True``, softmax cross-entropy
+otherwise, optional focal terms), accuracy logging and ``predict_by_feat``
+stay the stock ones; only the feature-to-logit mapping is new (section 2.2 of
+Ning et al. 2021: "a linear classifier takes the person's representation as
+input").
+"""
+
+from typing import List, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmaction.models.roi_heads.bbox_heads import BBoxHeadAVA
+from mmdet.registry import MODELS
+from torch import Tensor
+
+from ..layers.cross_attention import (
+    DROPOUT,
+    EMBED_DIMS,
+    NUM_HEADS,
+    NUM_LAYERS,
+    PersonContextTransformer,
+)
+from ..roi_extractors.context_roi_extractor import CONTEXT_ROI_SIZE
+
+#: Dropout before the classifier, as mmaction2's AVA/MultiSports configs use.
+CLASSIFIER_DROPOUT = 0.5
+
+
+@MODELS.register_module()
+class PCCABBoxHead(BBoxHeadAVA):
+    """Person-context cross-attention head (eq. (1)-(3)) and a linear classifier.
+
+    Args:
+        in_channels (int): ``C`` of the person features and context tokens.
+        num_classes (int): ``K``; with ``background_class=True`` class 0 is the
+            background and is ignored by the loss (AVA convention).
+        background_class (bool): see ``BBoxHeadAVA``; False for MultiSports.
+        multilabel (bool): True: per-class BCE and sigmoid scores (the paper);
+            False: softmax cross-entropy and softmax scores (mmaction2's stock
+            MultiSports setting, for comparison).
+        embed_dims (int): transformer width ``D`` (1024).
+        num_layers (int): cross-attention layers (3).
+        num_heads (int): heads per layer (8).
+        feedforward_channels (int, optional): FFN width; ``4 * D`` by default.
+        transformer_dropout (float): dropout inside the transformer.
+        context_size (int | tuple[int, int]): ``(h, w)`` of the context grid;
+            used by the positional encoding.
+        with_pos_encoding (bool): learned 2-D positional encoding of the
+            context keys (off by default, as in the paper).
+        dropout_ratio (float): dropout on the person representation before the
+            classifier.
+        topk (int | tuple[int]): K of the logged top-K recall/precision.
+        focal_gamma (float): focal-loss gamma (0: plain BCE / CE).
+        focal_alpha (float): focal-loss alpha (1: plain BCE / CE).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 2304,
+        num_classes: int = 66,
+        background_class: bool = False,
+        multilabel: bool = True,
+        embed_dims: int = EMBED_DIMS,
+        num_layers: int = NUM_LAYERS,
+        num_heads: int = NUM_HEADS,
+        feedforward_channels: Optional[int] = None,
+        transformer_dropout: float = DROPOUT,
+        context_size: Union[int, Tuple[int, int]] = CONTEXT_ROI_SIZE,
+        with_pos_encoding: bool = False,
+        dropout_ratio: float = CLASSIFIER_DROPOUT,
+        topk: Union[int, Tuple[int]] = (3, 5),
+        focal_gamma: float = 0.0,
+        focal_alpha: float = 1.0,
+    ) -> None:
+        super().__init__(
+            background_class=background_class,
+            in_channels=in_channels,
+            num_classes=num_classes,
+            dropout_ratio=dropout_ratio,
+            dropout_before_pool=False,
+            topk=topk,
+            multilabel=multilabel,
+            focal_gamma=focal_gamma,
+            focal_alpha=focal_alpha,
+        )
+        # The stock head pools 5-D RoI features; ours receives pooled features.
+        del self.temporal_pool, self.spatial_pool
+        if isinstance(context_size, int):
+            context_size = (context_size, context_size)
+        self.context_size = tuple(context_size)
+        self.transformer = PersonContextTransformer(
+            in_channels=in_channels,
+            embed_dims=embed_dims,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            feedforward_channels=feedforward_channels,
+            dropout=transformer_dropout,
+            context_size=self.context_size,
+            with_pos_encoding=with_pos_encoding,
+        )
+        self.fc_cls = nn.Linear(embed_dims, num_classes)
+
+    def init_weights(self) -> None:
+        """Transformer: Xavier-uniform; classifier: Xavier-normal, zero bias (stock)."""
+        self.transformer.init_weights()
+        nn.init.xavier_normal_(self.fc_cls.weight)
+        nn.init.zeros_(self.fc_cls.bias)
+
+    def forward(self, person_feats: Tensor, context_feats: Tensor) -> Tensor:
+        """Class logits of every person.
+
+        Args:
+            person_feats (Tensor): ``A``, ``(N, C)``.
+            context_feats (Tensor): context tokens, ``(N, L, C)``.
+
+        Returns:
+            Tensor: logits, ``(N, K)``.
+        """
+        x = self.transformer(person_feats, context_feats)  # (N, D)
+        if self.dropout_ratio > 0:
+            x = self.dropout(x)
+        return self.fc_cls(x)  # (N, K)
+
+    def get_targets(self, sampling_results: List, rcnn_train_cfg) -> tuple:
+        """Stock targets; a clip without ground truth gets ``(0, K)`` labels.
+
+        mmdet's sampler gives a 1-D empty label tensor for a clip with no
+        ground-truth box, on which mmaction2's ``bbox_target`` fails; such a
+        clip only contributes negatives.
+        """
+        for result in sampling_results:
+            if result.pos_gt_labels.dim() == 1 and result.pos_gt_labels.numel() == 0:
+                result.pos_gt_labels = result.pos_gt_labels.new_zeros(
+                    (0, self.num_classes), dtype=torch.float32
+                )
+        return BBoxHeadAVA.get_targets(sampling_results, rcnn_train_cfg)
+
+    def loss_and_target(
+        self, cls_score: Tensor, rois: Tensor, sampling_results: List, rcnn_train_cfg, **kwargs
+    ) -> dict:
+        """The stock loss, but a batch without any labelled person gives 0, not NaN.
+
+        ``BBoxHeadAVA`` averages the loss over positive RoIs only; with none
+        (no ground truth in the whole batch) that mean is NaN. Here the loss is
+        then an exact zero that keeps the graph (so DDP and the optimizer see
+        every parameter), and the logged recall/precision are zero.
+
+        Args and returns: see ``BBoxHeadAVA.loss_and_target``.
+        """
+        cls_targets = self.get_targets(sampling_results, rcnn_train_cfg)
+        labels = cls_targets[0]
+        if self.background_class:
+            labels = labels[:, 1:]
+        if bool((labels.sum(dim=-1) > 0).any()):
+            return super().loss_and_target(
+                cls_score, rois, sampling_results, rcnn_train_cfg, **kwargs
+            )
+        zero = cls_score.sum() * 0.0
+        losses = {'recall@thr=0.5': zero.detach(), 'prec@thr=0.5': zero.detach()}
+        for k in self.topk:
+            losses[f'recall@top{k}'] = zero.detach()
+            losses[f'prec@top{k}'] = zero.detach()
+        losses['loss_action_cls'] = zero
+        return dict(loss_bbox=losses, bbox_targets=cls_targets)
+
+
+__all__ = ['PCCABBoxHead']
