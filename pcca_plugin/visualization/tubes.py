@@ -5,6 +5,7 @@ Used by the demo (``tools/run_demo.py``) and the video demo
 video-detection layout: ``(L, 6)`` rows ``[frame, x1, y1, x2, y2, box_score]``
 in pixels, frames 1-based.
 """
+
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -14,8 +15,15 @@ import numpy as np
 
 #: Distinct BGR colours cycled over tube ids.
 TUBE_COLOURS: Tuple[Tuple[int, int, int], ...] = (
-    (0, 200, 255), (255, 120, 0), (60, 220, 60), (220, 60, 220), (0, 90, 255),
-    (255, 220, 0), (180, 180, 255), (120, 255, 200))
+    (0, 200, 255),
+    (255, 120, 0),
+    (60, 220, 60),
+    (220, 60, 220),
+    (0, 90, 255),
+    (255, 220, 0),
+    (180, 180, 255),
+    (120, 255, 200),
+)
 #: Text drawn on frames: OpenCV Hershey font scale and thickness.
 FONT_SCALE = 0.35
 FONT_THICKNESS = 1
@@ -24,8 +32,9 @@ BOX_THICKNESS = 1
 MIN_DRAW_HEIGHT = 240
 
 
-def tubes_for_video(video_detections: Dict[int, list], video: str,
-                    min_score: float = 0.0) -> List[Tuple[int, float, np.ndarray]]:
+def tubes_for_video(
+    video_detections: Dict[int, list], video: str, min_score: float = 0.0
+) -> List[Tuple[int, float, np.ndarray]]:
     """Select one video's tubes from an official ``video_detections`` dict.
 
     Args:
@@ -36,14 +45,21 @@ def tubes_for_video(video_detections: Dict[int, list], video: str,
     Returns:
         list of ``(label, tube_score, tube (L, 6))`` sorted by score, best first.
     """
-    selected = [(int(label), float(score), np.asarray(tube))
-                for label, entries in video_detections.items()
-                for name, score, tube in entries if name == video and score >= min_score]
+    selected = [
+        (int(label), float(score), np.asarray(tube))
+        for label, entries in video_detections.items()
+        for name, score, tube in entries
+        if name == video and score >= min_score
+    ]
     return sorted(selected, key=lambda item: -item[1])
 
 
-def draw_tubes(frames: np.ndarray, tubes: Sequence[Tuple[int, float, np.ndarray]],
-               class_names: Sequence[str], max_tubes: Optional[int] = None) -> np.ndarray:
+def draw_tubes(
+    frames: np.ndarray,
+    tubes: Sequence[Tuple[int, float, np.ndarray]],
+    class_names: Sequence[str],
+    max_tubes: Optional[int] = None,
+) -> np.ndarray:
     """Draw tubes (box, ``#id label score``) on a copy of the frames.
 
     Args:
@@ -58,8 +74,9 @@ def draw_tubes(frames: np.ndarray, tubes: Sequence[Tuple[int, float, np.ndarray]
     num_frames, height, width = frames.shape[:3]
     scale = max(1.0, MIN_DRAW_HEIGHT / height)
     size = (int(round(width * scale)), int(round(height * scale)))
-    canvas = np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_NEAREST)
-                       for frame in frames])  # (T, H', W', 3)
+    canvas = np.stack(
+        [cv2.resize(frame, size, interpolation=cv2.INTER_NEAREST) for frame in frames]
+    )  # (T, H', W', 3)
     for tube_id, (label, score, tube) in enumerate(tubes[:max_tubes]):
         colour = TUBE_COLOURS[tube_id % len(TUBE_COLOURS)]
         text = f'#{tube_id} {class_names[label]} {score:.2f}'
@@ -69,8 +86,16 @@ def draw_tubes(frames: np.ndarray, tubes: Sequence[Tuple[int, float, np.ndarray]
                 continue
             x1, y1, x2, y2 = (int(round(v * scale)) for v in row[1:5])
             cv2.rectangle(canvas[t], (x1, y1), (x2, y2), colour, BOX_THICKNESS)
-            cv2.putText(canvas[t], text, (x1, max(y1 - 3, 8)), cv2.FONT_HERSHEY_SIMPLEX,
-                        FONT_SCALE, colour, FONT_THICKNESS, cv2.LINE_AA)
+            cv2.putText(
+                canvas[t],
+                text,
+                (x1, max(y1 - 3, 8)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                FONT_SCALE,
+                colour,
+                FONT_THICKNESS,
+                cv2.LINE_AA,
+            )
     return canvas
 
 
@@ -89,10 +114,12 @@ def write_mp4(frames: np.ndarray, path: str, fps: float) -> None:
 def write_gif(frames: np.ndarray, path: str, fps: float) -> None:
     """Write ``(T, H, W, 3)`` uint8 BGR frames as a looping GIF (Pillow)."""
     from PIL import Image
+
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     images = [Image.fromarray(frame[..., ::-1]) for frame in frames]
-    images[0].save(path, save_all=True, append_images=images[1:],
-                   duration=int(round(1000 / fps)), loop=0)
+    images[0].save(
+        path, save_all=True, append_images=images[1:], duration=int(round(1000 / fps)), loop=0
+    )
 
 
 def read_video_frames(path: str) -> np.ndarray:

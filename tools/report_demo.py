@@ -1,0 +1,198 @@
+"""Report of the demo (``tools/run_demo.py``): tables, per-class AP picture, annotated video.
+
+Writes under the demo's work dir:
+
+* ``results.json``: every figure, per model and per class;
+* ``results.md``: the paper's Table 1 columns (F@0.5, V@0.2, V@0.5, V@0.1:0.9),
+  then per-class frame AP grouped into motion / context / tail classes;
+* ``per_class_ap.png``: per-class frame AP@0.5 of each model;
+* ``annotated_<video>.mp4`` and ``.gif``: one held-out video with the linked
+  tubes of the final model (ids, labels, scores).
+"""
+
+import json
+import os.path as osp
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from pcca_plugin.evaluation.functional import frame_ap, load_ground_truth
+from pcca_plugin.utils.pickle_io import load_pickle
+from pcca_plugin.visualization.tubes import (
+    draw_tubes,
+    read_video_frames,
+    tubes_for_video,
+    write_gif,
+    write_mp4,
+)
+
+#: IoU threshold of the per-class frame AP in the report (the paper's F@0.5).
+FRAME_IOU_THR = 0.5
+#: The annotated video shows tubes scored at least this, at most this many.
+MIN_DRAWN_TUBE_SCORE = 0.2
+MAX_DRAWN_TUBES = 6
+ANNOTATED_FPS = 8
+#: Class groups of the report, from ``toy_sports_classes.json``.
+GROUPS = ('motion', 'context', 'tail')
+
+
+def load_class_groups(data_root: str) -> Dict[str, List[str]]:
+    """Group -> class names, from the toy dataset's ``toy_sports_classes.json``.
+
+    A tail class is counted in 'tail' only, so the motion and context groups
+    compare the well-populated classes.
+    """
+    path = osp.join(data_root, 'toy_sports_classes.json')
+    with open(path, encoding='utf-8') as f:
+        classes = json.load(f)
+    groups: Dict[str, List[str]] = {group: [] for group in GROUPS}
+    for entry in classes:
+        groups['tail' if entry['tail'] else entry['kind']].append(entry['name'])
+    return groups
+
+
+def per_class_frame_ap(gt, frame_detections_file: str) -> Dict[str, float]:
+    """Class name -> frame AP@0.5 (percent) from a dumped ``frame_detections.pkl``."""
+    return dict(frame_ap(gt, load_pickle(frame_detections_file), FRAME_IOU_THR).per_class)
+
+
+def group_means(per_class: Dict[str, float], groups: Dict[str, List[str]]) -> Dict[str, float]:
+    """Mean AP of each group's classes that have an AP (classes with GT)."""
+    means = {}
+    for group, names in groups.items():
+        values = [per_class[name] for name in names if name in per_class]
+        means[group] = float(np.mean(values)) if values else float('nan')
+    return means
+
+
+def plot_per_class(
+    per_class: Dict[str, Dict[str, float]], groups: Dict[str, List[str]], path: str
+) -> None:
+    """Grouped bar chart: x = classes (ordered motion, context, tail), one bar per model."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    names = [name for group in GROUPS for name in groups[group]]
+    models = list(per_class)
+    width = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(1.1 * len(names) + 2, 4))
+    positions = np.arange(len(names))
+    for index, model in enumerate(models):
+        values = [per_class[model].get(name, 0.0) for name in names]
+        ax.bar(positions + index * width, values, width, label=model)
+    ax.set_xticks(positions + width * (len(models) - 1) / 2)
+    ax.set_xticklabels(
+        [f'{name}\n({group})' for group in GROUPS for name in groups[group]], fontsize=8
+    )
+    ax.set_ylabel(f'frame AP@{FRAME_IOU_THR:g} (%)')
+    ax.set_ylim(0, 100)
+    ax.set_title('toy-sports held-out videos: per-class frame AP')
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def annotate_video(
+    gt, video_detections_file: str, data_root: str, out_stem: str
+) -> Tuple[str, str, str]:
+    """Draw the linked tubes of the held-out video with the most GT tubes; mp4 + GIF."""
+    tubes_by_label = load_pickle(video_detections_file)
+    tubes_per_video = np.bincount(gt.tube_video, minlength=gt.num_videos)  # (V,)
+    video = gt.videos[int(np.argmax(tubes_per_video))]
+    frames = read_video_frames(osp.join(data_root, 'videos', video + '.mp4'))
+    tubes = tubes_for_video(tubes_by_label, video, MIN_DRAWN_TUBE_SCORE)
+    canvas = draw_tubes(frames, tubes, gt.labels, MAX_DRAWN_TUBES)
+    mp4, gif = out_stem + '.mp4', out_stem + '.gif'
+    write_mp4(canvas, mp4, ANNOTATED_FPS)
+    write_gif(canvas, gif, ANNOTATED_FPS)
+    return video, mp4, gif
+
+
+def markdown_report(rows, results, table_columns, per_class, group_ap, groups) -> str:
+    """The results.md text: Table-1 columns, then per-class frame AP by group."""
+    lines = [
+        '# PCCA demo on toy-sports (held-out videos, every frame)',
+        '',
+        '| head | decoupled | ' + ' | '.join(title for _, title in table_columns) + ' |',
+        '| --- | --- | ' + ' | '.join('---' for _ in table_columns) + ' |',
+    ]
+    for model, head, decoupled in rows:
+        figures = results[model]['metrics']
+        cells = [f'{figures.get(key, float("nan")):.2f}' for key, _ in table_columns]
+        lines.append(f'| {head} | {"yes" if decoupled else "no"} | ' + ' | '.join(cells) + ' |')
+    lines += [
+        '',
+        f'## Per-class frame AP@{FRAME_IOU_THR:g}',
+        '',
+        '| class | group | ' + ' | '.join(model for model, _, _ in rows) + ' |',
+        '| --- | --- | ' + ' | '.join('---' for _ in rows) + ' |',
+    ]
+    for group in GROUPS:
+        for name in groups[group]:
+            cells = [f'{per_class[model].get(name, float("nan")):.2f}' for model, _, _ in rows]
+            lines.append(f'| {name} | {group} | ' + ' | '.join(cells) + ' |')
+    for group in GROUPS:
+        cells = [f'{group_ap[model][group]:.2f}' for model, _, _ in rows]
+        lines.append(f'| **mean {group}** | | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def write_report(
+    work_dir: str,
+    gt_file: str,
+    results: Dict[str, Dict],
+    rows: Sequence[Tuple[str, str, bool]],
+    table_columns,
+    data_root: str,
+) -> Dict[str, str]:
+    """Write results.json / results.md / per_class_ap.png / annotated mp4 + GIF.
+
+    Args:
+        work_dir: the demo's work dir (outputs go there).
+        gt_file: the toy dataset's GT pickle.
+        results: model -> ``dict(metrics, frame_detections, video_detections)``
+            from the test stages.
+        rows: ``(model, head name, decoupled)`` rows of the table.
+        table_columns: ``(metric key, column title)`` of the table.
+        data_root: the toy dataset folder (videos, class groups).
+
+    Returns:
+        output name -> path.
+    """
+    gt = load_ground_truth(gt_file)
+    groups = load_class_groups(data_root)
+    per_class = {
+        model: per_class_frame_ap(gt, results[model]['frame_detections']) for model, _, _ in rows
+    }
+    group_ap = {model: group_means(per_class[model], groups) for model in per_class}
+    outputs = dict(
+        results_json=osp.join(work_dir, 'results.json'),
+        results_md=osp.join(work_dir, 'results.md'),
+        per_class_png=osp.join(work_dir, 'per_class_ap.png'),
+    )
+    final_model = rows[-1][0]
+    video, outputs['annotated_mp4'], outputs['annotated_gif'] = annotate_video(
+        gt,
+        results[final_model]['video_detections'],
+        data_root,
+        osp.join(work_dir, 'annotated_held_out_video'),
+    )
+    with open(outputs['results_json'], 'w', encoding='utf-8') as f:
+        json.dump(
+            dict(
+                table={model: results[model]['metrics'] for model, _, _ in rows},
+                per_class_frame_ap=per_class,
+                group_frame_ap=group_ap,
+                class_groups=groups,
+                annotated_video=video,
+            ),
+            f,
+            indent=2,
+        )
+    with open(outputs['results_md'], 'w', encoding='utf-8') as f:
+        f.write(markdown_report(rows, results, table_columns, per_class, group_ap, groups))
+    plot_per_class(per_class, groups, outputs['per_class_png'])
+    return outputs

@@ -1,0 +1,313 @@
+"""The main job (``make demo``): PCCA end to end on generated toy-sports data, on a CPU.
+
+Stages, each resumable (a finished stage is never recomputed; an interrupted
+training resumes from its last checkpoint):
+
+1. ``data``: generate the toy-sports dataset in MultiSports format
+   (``tools/data/make_toy_sports.py``) and prepare it with the MultiSports
+   preparation code.
+2. ``linear``: train the tiny SlowFast with mmaction2's linear head (baseline).
+3. ``pcca``: train the same detector with the PCCA head.
+4. ``decoupled``: phase 2 of decoupled training from the PCCA checkpoint:
+   everything frozen but the classifier, class-balanced sampling.
+5. ``test_<model>``: evaluate each on every frame of the held-out videos with
+   the tube-linking metric (frame-mAP@0.5, video-mAP@0.2/0.5/0.1:0.9).
+6. ``report``: ``results.md`` / ``results.json`` with the columns of the paper's
+   Table 1, per-class AP split into motion / context / tail classes, a PNG of
+   per-class AP, and an annotated mp4 + GIF of one held-out video.
+
+Every training and test goes through mmengine's ``Runner`` built from the
+configs in ``configs/pcca/``, exactly the calls ``mim train mmaction`` /
+``mim test mmaction`` make.
+
+Usage::
+
+    python tools/run_demo.py [--work-dir work_dirs/demo] [--seed 0] [--quick]
+"""
+
+import argparse
+import json
+import os
+import os.path as osp
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'data'))
+
+import pcca_plugin  # noqa: E402,F401  (registers components, applies compat fixes)
+
+#: Configs of the three models of the demo (relative to the repository root).
+CONFIGS = {
+    'linear': 'configs/pcca/linear_slowfast-tiny_1xb2-8x8x1-4e_toy-sports-rgb.py',
+    'pcca': 'configs/pcca/pcca_slowfast-tiny_1xb2-8x8x1-4e_toy-sports-rgb.py',
+    'decoupled': 'configs/pcca/pcca-decoupled_slowfast-tiny_1xb2-8x8x1-2e-cb_toy-sports-rgb.py',
+}
+#: Rows of the results table, with the names the paper's Table 1 uses.
+MODEL_ROWS = (('linear', 'Linear', False), ('pcca', 'PCCA', False), ('decoupled', 'PCCA', True))
+#: The dataset path written in the toy-sports configs; the demo rebases it.
+CONFIG_DATA_ROOT = 'data/toy_sports'
+#: Figures of the paper's Table 1 (metric key, column title).
+TABLE_COLUMNS = (
+    ('frame_mAP@0.5', 'F@0.5'),
+    ('video_mAP@0.2', 'V@0.2'),
+    ('video_mAP@0.5', 'V@0.5'),
+    ('video_mAP@0.1:0.9', 'V@0.1:0.9'),
+)
+#: Free disk space the demo needs before it starts (data, checkpoints, videos).
+REQUIRED_FREE_MB = 500
+STATE_FILE = 'demo_state.json'
+
+
+@dataclass
+class DemoSettings:
+    """How much data and training the demo uses (full run or ``--quick``)."""
+
+    data_sizes: Dict = field(default_factory=dict)
+    phase1_epochs: int = 4
+    phase2_epochs: int = 2
+    log_interval: int = 10
+
+    @classmethod
+    def full(cls) -> 'DemoSettings':
+        return cls()
+
+    @classmethod
+    def quick(cls) -> 'DemoSettings':
+        return cls(
+            data_sizes=dict(num_train_videos=8, num_val_videos=4), phase1_epochs=1, phase2_epochs=1
+        )
+
+
+class DemoError(RuntimeError):
+    """A problem the user has to fix before the demo can run."""
+
+
+def check_work_dir(work_dir: str, required_mb: int = REQUIRED_FREE_MB) -> None:
+    """Fail before any training when the work dir is not writable or the disk is full."""
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=work_dir, prefix='.write_probe'):
+            pass
+    except OSError as exc:
+        raise DemoError(
+            f'{work_dir}: the work directory is not writable ({exc}). '
+            'Pass --work-dir with a writable folder.'
+        ) from exc
+    free_mb = shutil.disk_usage(work_dir).free / 2**20
+    if free_mb < required_mb:
+        raise DemoError(
+            f'{work_dir}: only {free_mb:.0f} MiB free on this disk; the demo '
+            f'needs {required_mb} MiB. Free some space or pass --work-dir on '
+            'another disk.'
+        )
+
+
+class StageState:
+    """Which stages finished, with their outputs and timings, persisted as JSON.
+
+    The file is rewritten atomically after every stage, so an interruption
+    at any point loses at most the stage that was running.
+    """
+
+    def __init__(self, path: str, settings: DemoSettings, seed: int):
+        self.path = path
+        self.data = dict(settings=asdict(settings), seed=seed, stages={})
+        if osp.isfile(path):
+            with open(path, encoding='utf-8') as f:
+                saved = json.load(f)
+            if saved.get('settings') != self.data['settings'] or saved.get('seed') != seed:
+                raise DemoError(
+                    f'{path}: this work dir holds a demo run with other settings '
+                    f'(seed {saved.get("seed")}, {saved.get("settings")}); use another '
+                    '--work-dir or delete that one.'
+                )
+            self.data = saved
+
+    def done(self, stage: str) -> bool:
+        return stage in self.data['stages']
+
+    def outputs(self, stage: str) -> Dict:
+        return self.data['stages'][stage]['outputs']
+
+    def finish(self, stage: str, outputs: Dict, seconds: float) -> None:
+        self.data['stages'][stage] = dict(outputs=outputs, seconds=round(seconds, 1))
+        tmp = self.path + '.tmp'
+        with open(tmp, 'w', encoding='utf-8') as f:
+            json.dump(self.data, f, indent=2)
+        os.replace(tmp, self.path)
+
+
+def rebase_paths(node, old: str, new: str):
+    """Return ``node`` with every string starting with ``old`` re-rooted at ``new``."""
+    if isinstance(node, str):
+        return new + node[len(old) :] if node.startswith(old) else node
+    if isinstance(node, dict):
+        return type(node)({key: rebase_paths(value, old, new) for key, value in node.items()})
+    if isinstance(node, (list, tuple)):
+        return type(node)(rebase_paths(value, old, new) for value in node)
+    return node
+
+
+def load_demo_config(model: str, data_root: str, work_dir: str, seed: int, settings: DemoSettings):
+    """The model's tiny config, pointed at the demo's data and work dir, without validation.
+
+    Validation during training is switched off: each model is tested once,
+    after training, on every frame of the held-out videos.
+    """
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(osp.join(REPO_ROOT, CONFIGS[model]))
+    cfg = Config(rebase_paths(cfg.to_dict(), CONFIG_DATA_ROOT, data_root))
+    cfg.work_dir = work_dir
+    cfg.randomness = dict(seed=seed, deterministic=False)
+    epochs = settings.phase2_epochs if model == 'decoupled' else settings.phase1_epochs
+    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs, val_interval=epochs + 1)
+    for scheduler in cfg.param_scheduler:
+        if scheduler.get('end', 0) > epochs:
+            scheduler['end'] = epochs
+        if 'T_max' in scheduler:
+            scheduler['T_max'] = epochs
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', interval=1, max_keep_ckpts=1, save_last=True
+    )
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=settings.log_interval)
+    return cfg
+
+
+def train_stage(
+    model: str,
+    data_root: str,
+    work_dir: str,
+    seed: int,
+    settings: DemoSettings,
+    load_from: Optional[str] = None,
+) -> Dict:
+    """Train one model with mmengine's Runner; resume from its last checkpoint if any."""
+    from mmengine.runner import Runner
+
+    cfg = load_demo_config(model, data_root, work_dir, seed, settings)
+    cfg.resume = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
+    cfg.load_from = load_from
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    checkpoint = osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
+    if not osp.isfile(checkpoint):
+        raise DemoError(f'{checkpoint}: training finished without writing its checkpoint')
+    return dict(checkpoint=checkpoint, config=CONFIGS[model])
+
+
+def test_stage(
+    model: str, checkpoint: str, data_root: str, work_dir: str, seed: int, settings: DemoSettings
+) -> Dict:
+    """Evaluate a checkpoint on every frame of the held-out videos; dump detections."""
+    from mmengine.runner import Runner
+
+    cfg = load_demo_config(model, data_root, work_dir, seed, settings)
+    frame_file = osp.join(work_dir, 'frame_detections.pkl')
+    video_file = osp.join(work_dir, 'video_detections.pkl')
+    cfg.test_evaluator = dict(
+        cfg.test_evaluator, dump_frame_detections=frame_file, dump_video_detections=video_file
+    )
+    cfg.load_from = checkpoint
+    cfg.custom_hooks = [
+        hook for hook in cfg.get('custom_hooks', []) if hook['type'] != 'FreezeAllButClassifierHook'
+    ]
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    figures = {
+        key: float(value)
+        for key, value in metrics.items()
+        if isinstance(value, (int, float, np.floating))
+    }
+    return dict(metrics=figures, frame_detections=frame_file, video_detections=video_file)
+
+
+def run_stage(state: StageState, stage: str, function: Callable[[], Dict]) -> Dict:
+    """Run ``function`` unless ``stage`` already finished; print its time and outputs."""
+    if state.done(stage):
+        print(f'[demo] {stage}: already done, skipped ({state.path})', flush=True)
+        return state.outputs(stage)
+    print(f'\n[demo] ===== stage {stage} =====', flush=True)
+    start = time.time()
+    outputs = function()
+    seconds = time.time() - start
+    state.finish(stage, outputs, seconds)
+    print(f'[demo] {stage}: done in {seconds:.0f} s', flush=True)
+    return outputs
+
+
+def main(argv: Optional[List[str]] = None) -> Dict:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--work-dir', default=osp.join(REPO_ROOT, 'work_dirs', 'demo'))
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--quick', action='store_true', help='a ~3-minute version (less data, 1 epoch per phase)'
+    )
+    args = parser.parse_args(argv)
+
+    from report_demo import write_report  # tools/report_demo.py
+
+    settings = DemoSettings.quick() if args.quick else DemoSettings.full()
+    work_dir = osp.abspath(args.work_dir)
+    check_work_dir(work_dir)
+    state = StageState(osp.join(work_dir, STATE_FILE), settings, args.seed)
+    data_root = osp.join(work_dir, 'data')
+    begin = time.time()
+
+    def make_data():
+        from make_toy_sports import make_toy_sports
+
+        summary = make_toy_sports(data_root, seed=args.seed, **settings.data_sizes)
+        return dict(data_root=data_root, gt_file=summary['gt_file'])
+
+    data = run_stage(state, 'data', make_data)
+    checkpoints = {}
+    for model in ('linear', 'pcca', 'decoupled'):
+        model_dir = osp.join(work_dir, model)
+        load_from = checkpoints['pcca'] if model == 'decoupled' else None
+        trained = run_stage(
+            state,
+            f'train_{model}',
+            lambda m=model, d=model_dir, lf=load_from: train_stage(
+                m, data_root, d, args.seed, settings, lf
+            ),
+        )
+        checkpoints[model] = trained['checkpoint']
+    results = {}
+    for model in ('linear', 'pcca', 'decoupled'):
+        model_dir = osp.join(work_dir, model)
+        results[model] = run_stage(
+            state,
+            f'test_{model}',
+            lambda m=model, d=model_dir: test_stage(
+                m, checkpoints[m], data_root, d, args.seed, settings
+            ),
+        )
+    report = run_stage(
+        state,
+        'report',
+        lambda: write_report(
+            work_dir, data['gt_file'], results, MODEL_ROWS, TABLE_COLUMNS, data_root
+        ),
+    )
+    print(
+        f'\n[demo] finished in {time.time() - begin:.0f} s (this run; stage times in {state.path})'
+    )
+    for name, path in report.items():
+        print(f'[demo] {name}: {path}')
+    return report
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except DemoError as error:
+        sys.exit(f'[demo] error: {error}')
