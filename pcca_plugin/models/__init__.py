@@ -14,8 +14,20 @@ from .layers import (
 )
 from .roi_extractors import ContextRoIExtractor, clip_boxes, scale_boxes, temporal_pool
 from .roi_heads import PCCARoIHead
+from .tta import (
+    SpatioTemporalTTAModel,
+    build_tta_pipeline,
+    flip_permutation,
+    merge_view_scores,
+    unflip_boxes,
+)
 
 __all__ = [
+    'SpatioTemporalTTAModel',
+    'build_tta_pipeline',
+    'flip_permutation',
+    'merge_view_scores',
+    'unflip_boxes',
     'ContextRoIExtractor',
     'CrossAttentionLayer',
     'LearnedPositionalEncoding2D',

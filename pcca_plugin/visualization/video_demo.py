@@ -221,12 +221,24 @@ def clip_settings_from_config(cfg: Config) -> ClipSettings:
 def build_action_detector(
     config: str, checkpoint: Optional[str], device: str = 'cpu'
 ) -> Tuple[torch.nn.Module, Config]:
-    """Build the detector of a pcca_plugin config and load its checkpoint (None: random)."""
+    """Build the detector of a pcca_plugin config and load its checkpoint.
+
+    Args:
+        config: config file.
+        checkpoint: checkpoint file, or None for random weights (benchmarks):
+            pretrained-weight downloads (``init_cfg`` / ``backbone.pretrained``)
+            are then skipped.
+        device: torch device.
+    """
     from mmdet.registry import MODELS
     from mmengine.registry import DefaultScope
     from mmengine.runner import load_checkpoint
 
     cfg = Config.fromfile(config)
+    if checkpoint is None:
+        cfg.model.pop('init_cfg', None)
+        if 'pretrained' in cfg.model.get('backbone', {}):
+            cfg.model.backbone.pretrained = None
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmaction')):
         model = MODELS.build(cfg.model)
     if checkpoint is None:
