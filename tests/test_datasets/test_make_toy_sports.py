@@ -124,6 +124,22 @@ def test_context_classes_differ_only_outside_the_person_box(toy_module):
         assert not np.any(np.all(extended[2] == (0, 0, 255), axis=-1))
 
 
+def test_distractor_balls_lie_outside_every_2x_box(toy_module):
+    """Distractors are visible near idle players but never inside a 2x extended box."""
+    labels = [None, _label(toy_module, 'jump'), _label(toy_module, 'shuffle')]
+    sizes, (frames, _, person_boxes) = _render(
+        toy_module, labels, background_noise=0.0, distractor_rate=1.0
+    )
+    ball_colours = np.array(list(toy_module.BALL_COLOURS.values()))  # (3, 3)
+    for t, image in enumerate(frames):
+        is_ball = np.any(np.all(image[:, :, None] == ball_colours, axis=-1), axis=-1)  # (H, W)
+        assert is_ball.sum() > 0, f'frame {t + 1}: no distractor drawn'
+        for x1, y1, x2, y2 in person_boxes[t]:
+            w, h = x2 - x1, y2 - y1
+            window = _crop(is_ball, (x1 - w / 2, y1 - h / 2, x2 + w / 2, y2 + h / 2))
+            assert not window.any(), f'frame {t + 1}: a distractor inside a 2x box'
+
+
 def test_motion_classes_move_as_named(toy_module):
     labels = [
         _label(toy_module, 'run left'),

@@ -103,6 +103,14 @@ class ToySportsSizes:
     jump_period: int = 6
     shuffle_amplitude: int = 5
     shuffle_period: int = 4
+    #: Probability that a standing player (not a runner) has a *distractor* ball
+    #: of a random context colour lying beside it, outside its 2x box (at least
+    #: ``distractor_margin`` pixels beyond it). The ball is in the receptive field
+    #: of the person's features but not in its context: only the 2x box decides
+    #: a context class, so a head must look at the right place, not at colours
+    #: anywhere nearby.
+    distractor_rate: float = 0.5
+    distractor_margin: int = 2
     #: Proposal simulation: std of the box jitter (fraction of the box size), the
     #: probability that a player is missed, the score range of true detections,
     #: the mean number of false positives per frame and their score range.
@@ -227,6 +235,29 @@ def _proposals(boxes: np.ndarray, sizes: ToySportsSizes, rng: np.random.Generato
     return array.astype(np.float32)
 
 
+def _distractor_centre(
+    sizes: ToySportsSizes, corners: np.ndarray, cell: Tuple[int, int]
+) -> Optional[Tuple[int, int]]:
+    """Centre of a ball beside a standing player, outside its 2x box at every frame.
+
+    The ball goes on the side of the player's column with more room and stays
+    inside the column (so it is outside the neighbours' 2x boxes too); None
+    when it does not fit.
+    """
+    xs = corners[:, 0]  # (T,) left edges
+    left, right = int(xs.min()), int(xs.max()) + sizes.person_width
+    # The 2x box reaches half a person width beyond each side of the box.
+    reach = sizes.person_width // 2 + sizes.ball_radius + sizes.distractor_margin
+    if cell[1] - right >= left - cell[0]:
+        centre_x = right + reach
+        fits = centre_x + sizes.ball_radius <= cell[1]
+    else:
+        centre_x = left - reach
+        fits = centre_x - sizes.ball_radius >= cell[0]
+    centre_y = int(corners[0, 1]) + sizes.person_height // 2
+    return (int(centre_x), centre_y) if fits else None
+
+
 def _render_video(sizes: ToySportsSizes, labels: List[Optional[int]], rng: np.random.Generator):
     """Frames ``(T, H, W, 3)`` BGR uint8, GT tubes ``{label: [tube]}`` and person boxes."""
     num_players = len(labels)
@@ -239,10 +270,17 @@ def _render_video(sizes: ToySportsSizes, labels: List[Optional[int]], rng: np.ra
     background = background.astype(np.uint8)  # (H, W, 3)
     tracks = []
     tubes: Dict[int, List[np.ndarray]] = {}
+    distractor_colours = list(BALL_COLOURS.values())
     for index, label in enumerate(labels):
         cell = (int(round(index * cell_w)), int(round((index + 1) * cell_w)))
         corners, tube = _player_track(sizes, label, cell, rng)
         tracks.append((corners, tube, label))
+        name = TOY_CLASSES[label][0] if label is not None else None
+        if name not in ('run left', 'run right') and rng.random() < sizes.distractor_rate:
+            centre = _distractor_centre(sizes, corners, cell)
+            colour = distractor_colours[int(rng.integers(len(distractor_colours)))]
+            if centre is not None:  # lies on the field for the whole video
+                cv2.circle(background, centre, sizes.ball_radius, colour, thickness=-1)
         if tube is not None:
             frames = np.arange(tube[0], tube[1] + 1)
             xy = corners[frames - 1].astype(np.float32)  # (L, 2)
