@@ -18,6 +18,7 @@ from pcca_plugin.utils.pickle_io import dump_pickle, load_pickle
 
 THR = 0.6
 CLIP_LEN, INTERVAL = 32, 2  # the paper's clip
+TOY_CLIP_LEN, TOY_INTERVAL = 8, 1  # toy videos are 24 frames long (see the toy config)
 TOY_CONFIG = 'configs/_base_/datasets/toy-sports_rgb.py'
 
 
@@ -100,10 +101,10 @@ def test_train_loader_matches_the_gt(prepared, repo_root):
             key = frame_key(video, frame)
             seen.add(key)
             height, width = gt['resolution'][video]
-            assert tuple(clip.shape) == (3, CLIP_LEN, height, width)  # (C, T, H, W)
+            assert tuple(clip.shape) == (3, TOY_CLIP_LEN, height, width)  # (C, T, H, W)
             assert sample.ori_shape == (height, width) and sample.img_shape == (height, width)
             # Training jitters each index by -1 or 0 frames (SampleAVAFrames).
-            middle = clip[:, CLIP_LEN // 2].permute(1, 2, 0).numpy()
+            middle = clip[:, TOY_CLIP_LEN // 2].permute(1, 2, 0).numpy()
             candidates = [_frame_rgb(prepared, video, f) for f in (max(frame - 1, 1), frame)]
             assert any(np.array_equal(middle, c) for c in candidates)
             # Proposals: the file's boxes with score >= 0.6, in pixels, with their scores.
@@ -154,12 +155,13 @@ def test_val_iterates_every_frame_and_clamps_the_clip(prepared, repo_root):
     clip, sample = batch['inputs'][2], batch['data_samples'][2]  # frame 3 of the first video
     assert (sample.video_id, sample.timestamp) == (videos[0], 3)
     nframes = gt['nframes'][videos[0]]
-    # 32 frames at interval 2 around the 0-based key index 2, clamped to [0, nframes - 1].
-    indices = np.clip(np.arange(2 - CLIP_LEN, 2 + CLIP_LEN, INTERVAL), 0, nframes - 1)
+    # The toy clip around the 0-based key index 2, clamped to [0, nframes - 1].
+    offsets = (np.arange(TOY_CLIP_LEN) - TOY_CLIP_LEN // 2) * TOY_INTERVAL
+    indices = np.clip(2 + offsets, 0, nframes - 1)
     for t, index in enumerate(indices):
         expected = _frame_rgb(prepared, videos[0], int(index) + 1)
         assert np.array_equal(clip[:, t].permute(1, 2, 0).numpy(), expected), t
-    assert indices[0] == 0 and indices[-1] == nframes - 1  # padded on both sides
+    assert indices[0] == 0 and indices[1] == 0  # the border frame repeats
 
 
 @pytest.mark.parametrize('decoder', ['decord', 'opencv'])
@@ -174,7 +176,7 @@ def test_videos_give_the_same_samples_as_raw_frames(prepared, repo_root, decoder
         else ([], [dict(type='OpenCVDecodeClip')])
     )
     sample = dict(
-        type='SampleAVAFrames', clip_len=CLIP_LEN, frame_interval=INTERVAL, test_mode=True
+        type='SampleAVAFrames', clip_len=TOY_CLIP_LEN, frame_interval=TOY_INTERVAL, test_mode=True
     )
     pack = [
         dict(type='FormatShape', input_format='NCTHW', collapse=True),
@@ -343,7 +345,8 @@ def test_dataset_configs_pass_detector_scores_to_the_evaluator(repo_root, config
             pack.meta_keys
         )
         sampling = next(t for t in dataset.pipeline if t.type == 'SampleAVAFrames')
-        assert (sampling.clip_len, sampling.frame_interval) == (CLIP_LEN, INTERVAL)
+        expected = (TOY_CLIP_LEN, TOY_INTERVAL) if config == TOY_CONFIG else (CLIP_LEN, INTERVAL)
+        assert (sampling.clip_len, sampling.frame_interval) == expected
     # Toy classes 'run left' / 'run right' must not be flipped.
     if config == TOY_CONFIG:
         assert not any(t.type == 'Flip' for t in cfg.train_dataloader.dataset.pipeline)
