@@ -45,9 +45,9 @@ import pcca_plugin  # noqa: E402,F401  (registers components, applies compat fix
 
 #: Configs of the three models of the demo (relative to the repository root).
 CONFIGS = {
-    'linear': 'configs/pcca/linear_slowfast-tiny_1xb2-8x8x1-4e_toy-sports-rgb.py',
-    'pcca': 'configs/pcca/pcca_slowfast-tiny_1xb2-8x8x1-4e_toy-sports-rgb.py',
-    'decoupled': 'configs/pcca/pcca-decoupled_slowfast-tiny_1xb2-8x8x1-2e-cb_toy-sports-rgb.py',
+    'linear': 'configs/pcca/linear_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb.py',
+    'pcca': 'configs/pcca/pcca_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb.py',
+    'decoupled': 'configs/pcca/pcca-decoupled_slowfast-tiny_1xb8-8x1x1-2e-cb_toy-sports-rgb.py',
 }
 #: Rows of the results table, with the names the paper's Table 1 uses.
 MODEL_ROWS = (('linear', 'Linear', False), ('pcca', 'PCCA', False), ('decoupled', 'PCCA', True))
@@ -69,8 +69,8 @@ STATE_FILE = 'demo_state.json'
 class DemoSettings:
     """How much data and training the demo uses (full run or ``--quick``)."""
 
-    data_sizes: Dict = field(default_factory=dict)
-    phase1_epochs: int = 4
+    data_sizes: Dict = field(default_factory=lambda: dict(num_train_videos=40, num_val_videos=20))
+    phase1_epochs: int = 5
     phase2_epochs: int = 2
     log_interval: int = 10
 
@@ -81,7 +81,7 @@ class DemoSettings:
     @classmethod
     def quick(cls) -> 'DemoSettings':
         return cls(
-            data_sizes=dict(num_train_videos=8, num_val_videos=4), phase1_epochs=1, phase2_epochs=1
+            data_sizes=dict(num_train_videos=8, num_val_videos=4), phase1_epochs=2, phase2_epochs=1
         )
 
 

@@ -199,7 +199,7 @@ def test_videos_give_the_same_samples_as_raw_frames(prepared, repo_root, decoder
         assert a['inputs'].shape == b['inputs'].shape
         # mp4v and JPEG are both lossy: the same frames agree closely, not exactly.
         diff = (a['inputs'].float() - b['inputs'].float()).abs().mean().item()
-        assert diff < 4.0, diff
+        assert diff < 6.0, diff
         np.testing.assert_allclose(
             a['data_samples'].proposals.bboxes.numpy(),
             b['data_samples'].proposals.bboxes.numpy(),

@@ -154,7 +154,7 @@ def test_missing_classifier_fails_clearly():
 
 
 #: The real phase-2 config of the tiny PCCA detector (FastRCNN + SlowFast + PCCA head).
-TOY_PHASE2_CONFIG = 'configs/pcca/pcca-decoupled_slowfast-tiny_1xb2-8x8x1-2e-cb_toy-sports-rgb.py'
+TOY_PHASE2_CONFIG = 'configs/pcca/pcca-decoupled_slowfast-tiny_1xb8-8x1x1-2e-cb_toy-sports-rgb.py'
 TOY_SIZES = dict(
     num_train_videos=3,
     num_val_videos=1,

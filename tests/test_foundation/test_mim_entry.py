@@ -1,4 +1,5 @@
 """`mim train mmaction <config>` finds the plugin's components through `custom_imports`."""
+
 import os
 import os.path as osp
 import subprocess
@@ -6,25 +7,32 @@ import sys
 
 from make_toy_sports import make_toy_sports  # tools/data (see tests/conftest.py)
 
-TINY_PCCA_CONFIG = 'configs/pcca/pcca_slowfast-tiny_1xb2-8x8x1-4e_toy-sports-rgb.py'
+TINY_PCCA_CONFIG = 'configs/pcca/pcca_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb.py'
 #: The toy configs read their data from this path, relative to the working directory.
 CONFIG_DATA_ROOT = osp.join('data', 'toy_sports')
 
 
 def test_mim_train_builds_plugin_components_and_trains(tmp_path, repo_root):
-    make_toy_sports(str(tmp_path / CONFIG_DATA_ROOT), seed=0, num_train_videos=2,
-                    num_val_videos=2)
+    make_toy_sports(str(tmp_path / CONFIG_DATA_ROOT), seed=0, num_train_videos=2, num_val_videos=2)
     work_dir = tmp_path / 'work_dir'
     mim = osp.join(osp.dirname(sys.executable), 'mim')
     command = [
-        mim, 'train', 'mmaction', osp.join(repo_root, TINY_PCCA_CONFIG),
-        '--work-dir', str(work_dir),
-        '--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_begin=2',
-        'train_dataloader.batch_size=8', 'default_hooks.logger.interval=1',
+        mim,
+        'train',
+        'mmaction',
+        osp.join(repo_root, TINY_PCCA_CONFIG),
+        '--work-dir',
+        str(work_dir),
+        '--cfg-options',
+        'train_cfg.max_epochs=1',
+        'train_cfg.val_begin=2',
+        'train_dataloader.batch_size=8',
+        'default_hooks.logger.interval=1',
     ]
     env = dict(os.environ, PYTHONPATH=repo_root)
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env,
-                            stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     # The dumped config holds the plugin's types, and training ran and checkpointed.

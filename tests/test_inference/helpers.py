@@ -11,10 +11,10 @@ from mmengine.config import Config
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY_PCCA = osp.join(
-    REPO_ROOT, 'configs', 'pcca', 'pcca_slowfast-tiny_1xb2-8x8x1-4e_toy-sports-rgb.py'
+    REPO_ROOT, 'configs', 'pcca', 'pcca_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb.py'
 )
 TINY_PCCA_TTA = osp.join(
-    REPO_ROOT, 'configs', 'pcca', 'tta', 'pcca_slowfast-tiny_1xb2-8x8x1-4e_toy-sports-rgb_tta.py'
+    REPO_ROOT, 'configs', 'pcca', 'tta', 'pcca_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb_tta.py'
 )
 #: The toy configs read their data from this path, relative to the working directory.
 CONFIG_DATA_ROOT = osp.join('data', 'toy_sports')

@@ -59,3 +59,12 @@ def clips(batch, seed=0):
 @pytest.fixture()
 def tiny_model():
     return build_model()
+
+
+@pytest.fixture(autouse=True)
+def mmdet_default_scope():
+    """Build in mmdet's scope, as FastRCNN does: other tests' Runners leave 'mmaction' set."""
+    from mmengine.registry import DefaultScope
+
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield

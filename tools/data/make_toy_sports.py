@@ -108,8 +108,9 @@ class ToySportsSizes:
     #: ``distractor_margin`` pixels beyond it). The ball is in the receptive field
     #: of the person's features but not in its context: only the 2x box decides
     #: a context class, so a head must look at the right place, not at colours
-    #: anywhere nearby.
-    distractor_rate: float = 0.5
+    #: anywhere nearby. Off by default: it hurt PCCA more than the linear head
+    #: on the tiny backbone (docs/data.md, section 3.2).
+    distractor_rate: float = 0.0
     distractor_margin: int = 2
     #: Proposal simulation: std of the box jitter (fraction of the box size), the
     #: probability that a player is missed, the score range of true detections,

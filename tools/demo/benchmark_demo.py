@@ -39,7 +39,7 @@ from pcca_plugin.visualization.video_demo import (  # noqa: E402
 
 #: Configs benchmarked by default: (config, model short side, video frames).
 DEFAULT_CONFIGS = (
-    'configs/pcca/pcca_slowfast-tiny_1xb2-8x8x1-4e_toy-sports-rgb.py:256:32',
+    'configs/pcca/pcca_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb.py:256:32',
     'configs/pcca/pcca_slowonly-r50-k400-pre_8xb4-8x8x1-12e_multisports-rgb-256x455.py:256:8',
 )
 #: The generated video: 360x640 (16:9, like MultiSports' 720x1280 halved) at 25 fps.

@@ -1,7 +1,7 @@
 # Decoupled phase 2 for the tiny toy-sports model (see the MultiSports
 # decoupled config for the design).
 _base_ = [
-    '../_base_/models/slowfast-tiny_pcca.py',
+    '../_base_/models/slowfast-tiny_pcca_toy-sports.py',
     '../_base_/datasets/toy-sports_rgb.py',
     '../_base_/schedules/decoupled_phase2.py',
     '../_base_/default_runtime.py',
@@ -12,9 +12,9 @@ model = dict(
         num_classes={{_base_.num_classes}}, bbox_head=dict(num_classes={{_base_.num_classes}})
     )
 )
-train_dataloader = dict(batch_size=2, sampler={{_base_.phase2_sampler}})
-val_dataloader = dict(batch_size=1)
+train_dataloader = dict(batch_size=8, sampler={{_base_.phase2_sampler}})
+val_dataloader = dict(batch_size=1)  # mmaction2's AVARoIHead tests one clip at a time
 test_dataloader = val_dataloader
 
 # Required: the phase-1 checkpoint.
-load_from = 'work_dirs/pcca_slowfast-tiny_1xb2-8x8x1-4e_toy-sports-rgb/epoch_4.pth'
+load_from = 'work_dirs/pcca_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb/epoch_5.pth'

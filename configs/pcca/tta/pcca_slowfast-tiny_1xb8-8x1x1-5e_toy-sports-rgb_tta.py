@@ -1,7 +1,7 @@
 # The tiny toy-sports PCCA tested with TTA (`python tools/test.py THIS_CONFIG CKPT --tta`):
 # short sides 64 and 96 (the toy frames are 96x192), with and without flip. A flip turns
 # 'run left' (0) into 'run right' (1), so their scores swap in the flipped views.
-_base_ = ['../pcca_slowfast-tiny_1xb2-8x8x1-4e_toy-sports-rgb.py']
+_base_ = ['../pcca_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb.py']
 
 tta_scales = (64, 96)
 tta_model = dict(

@@ -1,6 +1,6 @@
 # Tiny linear baseline on toy-sports (same backbone, data and schedule as the
 # tiny PCCA config).
-_base_ = ['./pcca_slowfast-tiny_1xb2-8x8x1-4e_toy-sports-rgb.py']
+_base_ = ['./pcca_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb.py']
 
 model = dict(
     roi_head=dict(
@@ -19,7 +19,7 @@ model = dict(
             num_classes={{_base_.num_classes}},
             background_class=False,
             multilabel=True,
-            dropout_ratio=0.5,
+            dropout_ratio=0.2,
             topk=(1,),
         ),
     )
