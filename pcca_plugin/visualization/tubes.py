@@ -86,10 +86,14 @@ def draw_tubes(
                 continue
             x1, y1, x2, y2 = (int(round(v * scale)) for v in row[1:5])
             cv2.rectangle(canvas[t], (x1, y1), (x2, y2), colour, BOX_THICKNESS)
+            text_width = cv2.getTextSize(
+                text, cv2.FONT_HERSHEY_SIMPLEX, FONT_SCALE, FONT_THICKNESS
+            )[0][0]
+            text_x = max(0, min(x1, size[0] - text_width))  # keep the label inside the frame
             cv2.putText(
                 canvas[t],
                 text,
-                (x1, max(y1 - 3, 8)),
+                (text_x, max(y1 - 3, 8)),
                 cv2.FONT_HERSHEY_SIMPLEX,
                 FONT_SCALE,
                 colour,
