@@ -1,26 +1,12 @@
-# Tiny linear baseline on toy-sports (same backbone, data and schedule as the
-# tiny PCCA config).
-_base_ = ['./pcca_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb.py']
+# Tiny linear baseline on toy-sports: the same backbone, data and schedule as the tiny
+# PCCA config, with mmaction2's linear head (classifier dropout 0.2 like the PCCA toy head).
+_base_ = [
+    '../_base_/models/slowfast-tiny_linear.py',
+    '../_base_/datasets/toy-sports_rgb.py',
+    '../_base_/schedules/sgd-nesterov_warmup1e-step-3_5e_toy-sports.py',
+    '../_base_/default_runtime.py',
+]
 
-model = dict(
-    roi_head=dict(
-        _delete_=True,
-        type='AVARoIHead',
-        bbox_roi_extractor=dict(
-            type='SingleRoIExtractor3D',
-            roi_layer_type='RoIAlign',
-            featmap_stride=16,
-            output_size=7,
-            with_temporal_pool=True,
-        ),
-        bbox_head=dict(
-            type='BBoxHeadAVA',
-            in_channels=72,
-            num_classes={{_base_.num_classes}},
-            background_class=False,
-            multilabel=True,
-            dropout_ratio=0.2,
-            topk=(1,),
-        ),
-    )
-)
+model = dict(roi_head=dict(bbox_head=dict(num_classes={{_base_.num_classes}}, dropout_ratio=0.2)))
+
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(max_keep_ckpts=1))

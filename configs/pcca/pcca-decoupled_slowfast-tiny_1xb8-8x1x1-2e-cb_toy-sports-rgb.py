@@ -12,9 +12,7 @@ model = dict(
         num_classes={{_base_.num_classes}}, bbox_head=dict(num_classes={{_base_.num_classes}})
     )
 )
-train_dataloader = dict(batch_size=8, sampler={{_base_.phase2_sampler}})
-val_dataloader = dict(batch_size=1)  # mmaction2's AVARoIHead tests one clip at a time
-test_dataloader = val_dataloader
+train_dataloader = dict(sampler={{_base_.phase2_sampler}})
 
 # Required: the phase-1 checkpoint.
 load_from = 'work_dirs/pcca_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb/epoch_5.pth'

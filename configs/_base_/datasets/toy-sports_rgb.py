@@ -52,7 +52,7 @@ train_dataloader = dict(
     ),
 )
 val_dataloader = dict(
-    batch_size=8,
+    batch_size=1,  # mmaction2's AVARoIHead.predict takes one clip at a time
     num_workers=0,
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),

@@ -7,26 +7,5 @@ tta_scales = (64, 96)
 tta_model = dict(
     type='SpatioTemporalTTAModel', scales=tta_scales, flip=True, flip_label_map={0: 1, 1: 0}
 )
-_tta_meta_keys = (
-    'img_shape',
-    'ori_shape',
-    'img_key',
-    'video_id',
-    'timestamp',
-    'proposal_scores',
-    'flip',
-    'flip_direction',
-)
-tta_pipeline = [
-    dict(type='SampleAVAFrames', clip_len=32, frame_interval=2, test_mode=True),
-    dict(type='RawFrameDecode'),
-    dict(
-        type='TestTimeAug',
-        transforms=[
-            [dict(type='Resize', scale=(-1, scale)) for scale in tta_scales],
-            [dict(type='Flip', flip_ratio=0.0), dict(type='Flip', flip_ratio=1.0)],
-            [dict(type='FormatShape', input_format='NCTHW', collapse=True)],
-            [dict(type='PackActionInputs', meta_keys=_tta_meta_keys)],
-        ],
-    ),
-]
+# No tta_pipeline here: `tools/test.py --tta` derives it from this config's test pipeline
+# (pcca_plugin.models.tta.build_tta_pipeline), so it always samples the same clip.
