@@ -48,6 +48,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import pcca_plugin
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: Where the detector-share measurement takes its backbone from.
+PCCA_MODEL_CONFIG = os.path.join(REPO_ROOT, 'configs', '_base_', 'models', 'slowfast-r101_pcca.py')
+#: SlowFast-R50 for the head's share of a whole detector.
+DETECTOR_DEPTH = 50
+
 # pcca_plugin's compatibility fixes must run before mmaction.models is imported.
 pcca_plugin.compat.apply_all()
 
@@ -244,43 +250,14 @@ def benchmark_heads(args, device: torch.device) -> List[Dict]:
 
 def detector_share(args, device: torch.device) -> Dict:
     """Share of the PCCA head in a SlowFast-R50 detector's forward time."""
-    from mmaction.models.backbones import ResNet3dSlowFast
+    from mmaction.registry import MODELS as MMACTION_MODELS
+    from mmengine.config import Config
 
-    backbone = (
-        ResNet3dSlowFast(
-            pretrained=None,
-            resample_rate=4,
-            speed_ratio=4,
-            channel_ratio=8,
-            slow_pathway=dict(
-                type='resnet3d',
-                depth=50,
-                pretrained=None,
-                lateral=True,
-                fusion_kernel=7,
-                conv1_kernel=(1, 7, 7),
-                conv1_stride_t=1,
-                pool1_stride_t=1,
-                inflate=(0, 0, 1, 1),
-                spatial_strides=(1, 2, 2, 1),
-                dilations=(1, 1, 1, 2),
-            ),
-            fast_pathway=dict(
-                type='resnet3d',
-                depth=50,
-                pretrained=None,
-                lateral=False,
-                base_channels=8,
-                conv1_kernel=(5, 7, 7),
-                conv1_stride_t=1,
-                pool1_stride_t=1,
-                spatial_strides=(1, 2, 2, 1),
-                dilations=(1, 1, 1, 2),
-            ),
-        )
-        .to(device)
-        .eval()
-    )
+    # The paper's SlowFast 8x8 backbone (res5 stride 1, dilation 2) from our config, at depth 50.
+    backbone_cfg = Config.fromfile(PCCA_MODEL_CONFIG).model.backbone
+    backbone_cfg.type = 'ResNet3dSlowFast'
+    backbone_cfg.slow_pathway.depth = backbone_cfg.fast_pathway.depth = DETECTOR_DEPTH
+    backbone = MMACTION_MODELS.build(backbone_cfg).to(device).eval()
     head = HeadUnderTest('pcca', SLOW_CHANNELS + FAST_CHANNELS, NUM_CLASSES).to(device).eval()
     h, w = args.clip_size
     clip = torch.randn(1, 3, args.clip_frames, h, w, device=device)
