@@ -6,12 +6,13 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from pcca_plugin.utils.pickle_io import dump_pickle
 from pcca_plugin.visualization.tubes import MIN_DRAW_HEIGHT
 from pcca_plugin.visualization.video_demo import VideoReadError, clip_indices
 
-from .helpers import TINY_PCCA, load_tool
+from .helpers import REPO_ROOT, TINY_PCCA, load_tool
 
 demo = load_tool('tools/demo/demo_video.py', 'pcca_tools_demo_video')
 
@@ -165,3 +166,73 @@ def test_proposals_of_another_video_are_named(tmp_path, tiny_checkpoint):
                 '--no-progress',
             ]
         )
+
+
+def test_demo_with_an_mmdet_person_detector(tmp_path, tiny_checkpoint):
+    """--det-config/--det-checkpoint: the persons of every tube come from the mmdet detector."""
+    from mmdet.registry import MODELS as DET_MODELS
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from pcca_plugin.proposals.detector import PersonDetector
+
+    det_config = osp.join(
+        REPO_ROOT, 'configs', 'det', 'faster-rcnn_r18-fpn_1xb2-4iter_toysports-person.py'
+    )
+    # A randomly initialised (seeded) person detector: its scores sit near 0.5, so a
+    # person threshold of 0.3 keeps boxes in every frame.
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        detector = DET_MODELS.build(Config.fromfile(det_config).model)
+    detector.init_weights()
+    det_checkpoint = tmp_path / 'person_r18_random.pth'
+    meta = {'dataset_meta': {'classes': ('person',)}}
+    torch.save({'state_dict': detector.state_dict(), 'meta': meta}, str(det_checkpoint))
+    num_frames, height, width = 8, 96, 128
+    video = tmp_path / 'clip.mp4'
+    write_video(video, num_frames, height, width, 25)
+    out_json = tmp_path / 'tubes.json'
+    result = demo.main(
+        [
+            str(video),
+            TINY_PCCA,
+            tiny_checkpoint,
+            '--det-config',
+            det_config,
+            '--det-checkpoint',
+            str(det_checkpoint),
+            '--person-score-thr',
+            '0.3',
+            '--out',
+            str(tmp_path / 'out.mp4'),
+            '--json',
+            str(out_json),
+            '--short-side',
+            '64',
+            '--len-thr',
+            '2',
+            '--tube-score-thr',
+            '0',
+            '--no-progress',
+        ]
+    )
+    assert result.num_frames == num_frames and osp.getsize(tmp_path / 'out.mp4') > 0
+    # The same detector run directly on the decoded frames.
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    detections = PersonDetector(det_config, str(det_checkpoint)).detect(frames)
+    tubes = json.loads(out_json.read_text())['tubes']
+    assert tubes, 'a detector with scores near 0.5 and threshold 0.3 should give tubes'
+    size = np.array([width, height, width, height])
+    for tube in tubes:
+        for frame, box in zip(tube['frames'], tube['boxes']):
+            kept = detections[frame - 1]
+            kept = kept[kept[:, 4] >= 0.3]
+            gaps = np.abs(kept[:, :4] * size - np.array(box)).max(axis=1)
+            assert gaps.min() < 0.01, (frame, box)
