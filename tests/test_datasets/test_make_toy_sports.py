@@ -184,3 +184,39 @@ def test_proposals_have_jitter_misses_and_false_positives(small_toy):
     recall = matched / total_players
     assert 0.8 <= recall < 1.0, recall  # jittered boxes, some players missed
     assert false_positives > 0
+
+
+def test_tail_context_class_carries_both_head_class_balls(toy_module):
+    """'carry red and blue ball' shows a red and a blue ball, both inside the 2x box."""
+    labels = [_label(toy_module, 'carry red and blue ball'), None, None]
+    sizes, (frames, tubes, person_boxes) = _render(
+        toy_module, labels, background_noise=0.0, tail_tube_len=(6, 6)
+    )
+    tube = tubes[labels[0]][0]
+    assert len(tube) == 6
+    colours = [toy_module.BALL_COLOURS[name] for name in ('carry red ball', 'carry blue ball')]
+    for frame in tube[:, 0].astype(int):
+        image = frames[frame - 1]
+        x1, y1, x2, y2 = person_boxes[frame - 1, 0]
+        w, h = x2 - x1, y2 - y1
+        extended = _crop(image, (x1 - w / 2, y1 - h / 2, x2 + w / 2, y2 + h / 2))
+        for colour in colours:
+            pixels = np.all(extended == colour, axis=-1)
+            assert pixels.sum() > 20, (frame, colour)
+        # Red on the left, blue on the right.
+        red_x = np.nonzero(np.all(extended == colours[0], axis=-1))[1].mean()
+        blue_x = np.nonzero(np.all(extended == colours[1], axis=-1))[1].mean()
+        assert red_x < w < blue_x
+    # Outside the tube the player carries nothing.
+    outside = sorted(set(range(1, sizes.num_frames + 1)) - set(tube[:, 0].astype(int)))
+    ball_pixels = np.all(frames[outside[0] - 1][:, :, None] == np.array(colours), axis=-1)
+    assert not ball_pixels.any()
+
+
+def test_tail_tube_lengths_per_split(toy_module):
+    sizes = toy_module.ToySportsSizes(tail_tube_len=dict(train=(4, 5), val=(14, 16)))
+    tail = _label(toy_module, 'shuffle')
+    assert toy_module._tube_length_range(sizes, tail, 'train') == (4, 5)
+    assert toy_module._tube_length_range(sizes, tail, 'val') == (14, 16)
+    head = _label(toy_module, 'jump')
+    assert toy_module._tube_length_range(sizes, head, 'val') == sizes.head_tube_len

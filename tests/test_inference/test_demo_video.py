@@ -16,7 +16,7 @@ from .helpers import REPO_ROOT, TINY_PCCA, load_tool
 
 demo = load_tool('tools/demo/demo_video.py', 'pcca_tools_demo_video')
 
-CLASS_NAMES = ['run left', 'run right', 'jump', 'red', 'blue', 'shuffle', 'yellow']
+CLASS_NAMES = ['run left', 'run right', 'jump', 'red', 'blue', 'shuffle', 'red+blue']
 PERSON_SIZE = (0.25, 0.5)  # width, height as fractions of the frame
 
 

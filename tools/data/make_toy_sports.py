@@ -13,7 +13,7 @@ run left / run right         motion  the box moves left / right
 jump                         motion  the box bounces up and down
 carry red / blue ball        context a red / blue ball above the head
 shuffle (tail)               motion  fast left-right oscillation in place
-carry yellow ball (tail)     context a yellow ball above the head
+carry red and blue (tail)    context a red and a blue ball above the head
 ============================ ======= =======================================
 
 The person-box content of a context-class player is pixel-identical to that
@@ -40,7 +40,7 @@ import os.path as osp
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -53,13 +53,21 @@ TOY_CLASSES: Tuple[Tuple[str, str, bool], ...] = (
     ('carry red ball', 'context', False),
     ('carry blue ball', 'context', False),
     ('shuffle', 'motion', True),
-    ('carry yellow ball', 'context', True),
+    ('carry red and blue ball', 'context', True),
 )
 #: Ball colour (BGR, saturated) of each context class.
 BALL_COLOURS = {
     'carry red ball': (0, 0, 255),
     'carry blue ball': (255, 0, 0),
-    'carry yellow ball': (0, 255, 255),
+}
+#: Balls of each context class, left to right above the head. The tail context class
+#: combines the two head-class balls, as the tail motion class (shuffle) combines the
+#: left and right moves of the runners: the features a tail class needs are learned
+#: from the head classes; what the tail class lacks is training samples.
+CLASS_BALLS = {
+    'carry red ball': ('carry red ball',),
+    'carry blue ball': ('carry blue ball',),
+    'carry red and blue ball': ('carry red ball', 'carry blue ball'),
 }
 #: The player figure (BGR): identical for every player and class.
 HEAD_COLOUR = (150, 190, 240)
@@ -91,9 +99,10 @@ class ToySportsSizes:
     person_width: int = 14
     ball_radius: int = 5
     ball_gap: int = 3
-    #: Head-class tube lengths (inclusive range) and tail-class tube lengths.
+    #: Head-class tube lengths (inclusive range) and tail-class tube lengths, either
+    #: one range or one per split (``dict(train=..., val=...)``).
     head_tube_len: Tuple[int, int] = (14, 18)
-    tail_tube_len: Tuple[int, int] = (4, 6)
+    tail_tube_len: Union[Tuple[int, int], Dict[str, Tuple[int, int]]] = (4, 6)
     #: Tail tubes per split; head classes share the other slots equally.
     tail_tubes: Dict[str, int] = field(default_factory=lambda: dict(train=1, val=2))
     #: Fraction of player slots left idle (a person without action).
@@ -145,8 +154,20 @@ def _tube_plan(
     return [plan[i] for i in order]
 
 
+def _tube_length_range(sizes: ToySportsSizes, label: int, split: str) -> Tuple[int, int]:
+    """Inclusive range of tube lengths of class ``label`` in ``split``."""
+    if not TOY_CLASSES[label][2]:
+        return tuple(sizes.head_tube_len)
+    lengths = sizes.tail_tube_len
+    return tuple(lengths[split]) if isinstance(lengths, dict) else tuple(lengths)
+
+
 def _player_track(
-    sizes: ToySportsSizes, label: Optional[int], cell: Tuple[int, int], rng: np.random.Generator
+    sizes: ToySportsSizes,
+    label: Optional[int],
+    cell: Tuple[int, int],
+    rng: np.random.Generator,
+    split: str = 'train',
 ) -> Tuple[np.ndarray, Optional[Tuple[int, int]]]:
     """Top-left corners ``(T, 2)`` of one player over the video and its tube (start, end).
 
@@ -162,7 +183,7 @@ def _player_track(
     tube = None
     name = TOY_CLASSES[label][0] if label is not None else None
     if label is not None:
-        lo, hi = sizes.tail_tube_len if TOY_CLASSES[label][2] else sizes.head_tube_len
+        lo, hi = _tube_length_range(sizes, label, split)
         length = int(rng.integers(lo, hi + 1))
         start = int(rng.integers(1, num_frames - length + 2))
         tube = (start, start + length - 1)
@@ -207,9 +228,15 @@ def _draw_player(frame: np.ndarray, x1: int, y1: int, sizes: ToySportsSizes) -> 
     frame[y1 + h - legs : y1 + h, x1 + w // 2 + 1 : x1 + w - 1] = LEGS_COLOUR
 
 
-def _draw_ball(frame: np.ndarray, x1: int, y1: int, colour, sizes: ToySportsSizes) -> None:
-    centre = (x1 + sizes.person_width // 2, y1 - sizes.ball_gap - sizes.ball_radius)
-    cv2.circle(frame, centre, sizes.ball_radius, colour, thickness=-1)
+def _draw_balls(frame: np.ndarray, x1: int, y1: int, name: str, sizes: ToySportsSizes) -> None:
+    """Draw the ball(s) of context class ``name`` above the head, side by side, touching."""
+    balls = CLASS_BALLS[name]
+    spacing = 2 * sizes.ball_radius + 1
+    centre_y = y1 - sizes.ball_gap - sizes.ball_radius
+    for index, ball in enumerate(balls):
+        offset = (index - (len(balls) - 1) / 2) * spacing
+        centre = (int(round(x1 + sizes.person_width / 2 + offset)), centre_y)
+        cv2.circle(frame, centre, sizes.ball_radius, BALL_COLOURS[ball], thickness=-1)
 
 
 def _proposals(boxes: np.ndarray, sizes: ToySportsSizes, rng: np.random.Generator) -> np.ndarray:
@@ -259,7 +286,12 @@ def _distractor_centre(
     return (int(centre_x), centre_y) if fits else None
 
 
-def _render_video(sizes: ToySportsSizes, labels: List[Optional[int]], rng: np.random.Generator):
+def _render_video(
+    sizes: ToySportsSizes,
+    labels: List[Optional[int]],
+    rng: np.random.Generator,
+    split: str = 'train',
+):
     """Frames ``(T, H, W, 3)`` BGR uint8, GT tubes ``{label: [tube]}`` and person boxes."""
     num_players = len(labels)
     cell_w = sizes.width / num_players
@@ -274,7 +306,7 @@ def _render_video(sizes: ToySportsSizes, labels: List[Optional[int]], rng: np.ra
     distractor_colours = list(BALL_COLOURS.values())
     for index, label in enumerate(labels):
         cell = (int(round(index * cell_w)), int(round((index + 1) * cell_w)))
-        corners, tube = _player_track(sizes, label, cell, rng)
+        corners, tube = _player_track(sizes, label, cell, rng, split)
         tracks.append((corners, tube, label))
         name = TOY_CLASSES[label][0] if label is not None else None
         if name not in ('run left', 'run right') and rng.random() < sizes.distractor_rate:
@@ -297,8 +329,8 @@ def _render_video(sizes: ToySportsSizes, labels: List[Optional[int]], rng: np.ra
             _draw_player(frames[t], x1, y1, sizes)
             person_boxes[t, player] = [x1, y1, x1 + sizes.person_width, y1 + sizes.person_height]
             name = TOY_CLASSES[label][0] if label is not None else None
-            if name in BALL_COLOURS and tube[0] <= t + 1 <= tube[1]:
-                _draw_ball(frames[t], x1, y1, BALL_COLOURS[name], sizes)
+            if name in CLASS_BALLS and tube[0] <= t + 1 <= tube[1]:
+                _draw_balls(frames[t], x1, y1, name, sizes)
     return frames, tubes, person_boxes
 
 
@@ -339,7 +371,7 @@ def make_toy_sports(out_dir: str, seed: int = 0, prepare: bool = True, **sizes) 
             name = f'{SPORT}/v_{video_index:04d}'
             video_index += 1
             labels = plan[v * config.players_per_video : (v + 1) * config.players_per_video]
-            frames, tubes, person_boxes = _render_video(config, labels, rng)
+            frames, tubes, person_boxes = _render_video(config, labels, rng, split)
             (gt['train_videos'] if split == 'train' else gt['test_videos'])[0].append(name)
             gt['nframes'][name] = config.num_frames
             gt['resolution'][name] = (config.height, config.width)
