@@ -220,3 +220,18 @@ def test_tail_tube_lengths_per_split(toy_module):
     assert toy_module._tube_length_range(sizes, tail, 'val') == (14, 16)
     head = _label(toy_module, 'jump')
     assert toy_module._tube_length_range(sizes, head, 'val') == sizes.head_tube_len
+
+
+def test_shuffle_runs_left_and_right_in_turn_at_the_runners_speed(toy_module):
+    labels = [_label(toy_module, 'shuffle'), None, None]
+    sizes, (frames, tubes, person_boxes) = _render(toy_module, labels, tail_tube_len=(16, 16))
+    xs = tubes[labels[0]][0][:, 1]  # (16,) left edges over the tube
+    steps = np.diff(xs)
+    assert np.abs(steps).max() <= sizes.run_speed + 1  # never faster than a runner (rounding)
+    half = sizes.shuffle_period // 2
+    # A quarter period out, then half periods alternating in direction.
+    assert (steps[: half // 2] >= 0).all() and xs[half // 2] - xs[
+        0
+    ] >= sizes.run_speed * half // 2 - 1
+    turns = np.nonzero(np.diff(np.sign(steps[steps != 0])))[0]
+    assert len(turns) >= 3  # left, right, left, right within 16 frames

@@ -107,3 +107,11 @@ def test_other_settings_in_the_same_work_dir_are_refused(tmp_path):
     state.finish('data', {}, 1.0)
     with pytest.raises(run_demo.DemoError, match='other settings'):
         run_demo.StageState(str(tmp_path / 'state.json'), run_demo.DemoSettings.full(), 0)
+
+
+def test_a_saved_state_reopens_with_the_same_settings(tmp_path):
+    # The full settings hold tuples (tube lengths), which the JSON file stores as lists.
+    state = run_demo.StageState(str(tmp_path / 'state.json'), run_demo.DemoSettings.full(), 0)
+    state.finish('data', {'data_root': 'x'}, 1.0)
+    reopened = run_demo.StageState(str(tmp_path / 'state.json'), run_demo.DemoSettings.full(), 0)
+    assert reopened.done('data') and reopened.outputs('data') == {'data_root': 'x'}

@@ -12,7 +12,7 @@ class                        kind    what tells it apart
 run left / run right         motion  the box moves left / right
 jump                         motion  the box bounces up and down
 carry red / blue ball        context a red / blue ball above the head
-shuffle (tail)               motion  fast left-right oscillation in place
+shuffle (tail)               motion  runs left and right in turn, in place
 carry red and blue (tail)    context a red and a blue ball above the head
 ============================ ======= =======================================
 
@@ -110,8 +110,9 @@ class ToySportsSizes:
     run_speed: int = 2
     jump_height: int = 10
     jump_period: int = 6
-    shuffle_amplitude: int = 5
-    shuffle_period: int = 4
+    #: Shuffle: a full left-right cycle every ``shuffle_period`` frames at the runners'
+    #: speed (a triangle wave of amplitude ``run_speed * shuffle_period / 4``).
+    shuffle_period: int = 8
     #: Probability that a standing player (not a runner) has a *distractor* ball
     #: of a random context colour lying beside it, outside its 2x box (at least
     #: ``distractor_margin`` pixels beyond it). The ball is in the receptive field
@@ -162,6 +163,11 @@ def _tube_length_range(sizes: ToySportsSizes, label: int, split: str) -> Tuple[i
     return tuple(lengths[split]) if isinstance(lengths, dict) else tuple(lengths)
 
 
+def _shuffle_amplitude(sizes: ToySportsSizes) -> float:
+    """Half the left-right travel of a shuffling player, in pixels."""
+    return sizes.run_speed * sizes.shuffle_period / 4
+
+
 def _player_track(
     sizes: ToySportsSizes,
     label: Optional[int],
@@ -187,7 +193,7 @@ def _player_track(
         length = int(rng.integers(lo, hi + 1))
         start = int(rng.integers(1, num_frames - length + 2))
         tube = (start, start + length - 1)
-    margin = sizes.shuffle_amplitude
+    margin = int(np.ceil(_shuffle_amplitude(sizes)))
     centre = float(rng.integers(centre_lo + margin, centre_hi - margin + 1))
     if name in ('run left', 'run right'):
         travel = sizes.run_speed * (tube[1] - tube[0])
@@ -212,7 +218,8 @@ def _player_track(
             ys = ys - in_tube * sizes.jump_height * np.abs(np.sin(phase))
         elif name == 'shuffle':
             phase = 2 * np.pi * elapsed / sizes.shuffle_period
-            xs = xs + in_tube * sizes.shuffle_amplitude * np.sin(phase)
+            triangle = (2 / np.pi) * np.arcsin(np.sin(phase))  # in [-1, 1], slope +-4 / period
+            xs = xs + in_tube * _shuffle_amplitude(sizes) * triangle
     corners = np.stack([np.round(xs - sizes.person_width / 2), np.round(ys)], axis=1)  # (T, 2)
     return corners.astype(np.int64), tube
 
