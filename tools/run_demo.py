@@ -66,14 +66,14 @@ STATE_FILE = 'demo_state.json'
 
 
 #: The demo's toy-sports data (``tools/data/make_toy_sports.py``): 40 training videos
-#: with 4 short tubes (6-8 boxes) per tail class, about 10x fewer boxes than a head
+#: with 4 short tubes (4-6 boxes) per tail class, about 15x fewer boxes than a head
 #: class; 30 held-out videos with 6 full-length tubes per tail class, so that tail AP
 #: is measured on about 90 boxes per class.
 FULL_DATA_SIZES = dict(
     num_train_videos=40,
     num_val_videos=30,
     tail_tubes=dict(train=4, val=6),
-    tail_tube_len=dict(train=(6, 8), val=(14, 18)),
+    tail_tube_len=dict(train=(4, 6), val=(14, 18)),
 )
 #: ``--quick``: one tail tube per split, so that 4 held-out videos still hold every class.
 QUICK_DATA_SIZES = dict(num_train_videos=8, num_val_videos=4, tail_tubes=dict(train=1, val=1))
