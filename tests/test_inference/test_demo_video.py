@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pcca_plugin.utils.pickle_io import dump_pickle
-from pcca_plugin.visualization.tubes import MIN_DRAW_HEIGHT
+from pcca_plugin.visualization.tubes import MIN_DRAW_HEIGHT, read_video_frames
 from pcca_plugin.visualization.video_demo import VideoReadError, clip_indices
 
 from .helpers import REPO_ROOT, TINY_PCCA, load_tool
@@ -218,14 +218,7 @@ def test_demo_with_an_mmdet_person_detector(tmp_path, tiny_checkpoint):
     )
     assert result.num_frames == num_frames and osp.getsize(tmp_path / 'out.mp4') > 0
     # The same detector run directly on the decoded frames.
-    capture = cv2.VideoCapture(str(video))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
+    frames = list(read_video_frames(str(video)))
     detections = PersonDetector(det_config, str(det_checkpoint)).detect(frames)
     tubes = json.loads(out_json.read_text())['tubes']
     assert tubes, 'a detector with scores near 0.5 and threshold 0.3 should give tubes'
