@@ -16,9 +16,3 @@ train_dataloader = dict(sampler={{_base_.phase2_sampler}})
 
 # Required: the phase-1 checkpoint.
 load_from = 'work_dirs/pcca_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb/epoch_5.pth'
-
-# The toy phase 2 is two short epochs (about 200 iterations): at the MultiSports phase-2
-# lr (0.01) the classifier barely moves, so it re-trains at the toy phase-1 base lr
-# (one development run on toy-sports: tail-class AP +1.8 at 0.01, +3.1 at 0.05, +3.2 at
-# 0.1; six epochs instead of two changed nothing).
-optim_wrapper = dict(optimizer=dict(lr=0.05))
