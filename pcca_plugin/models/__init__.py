@@ -1,10 +1,10 @@
-"""Model components: context RoI extractor, cross-attention transformer, PCCA head.
+"""Model components: context RoI extractor, cross-attention transformer, PCCA and linear heads.
 
 Everything is registered in mmdet's ``MODELS`` (mmaction2's ``FastRCNN`` is
 built in mmdet's scope), next to mmaction2's ``AVARoIHead``.
 """
 
-from .bbox_heads import PCCABBoxHead
+from .bbox_heads import LinearBBoxHead, NegativeRoILossMixin, PCCABBoxHead
 from .config_checks import check_config_consistency
 from .layers import (
     CrossAttentionLayer,
@@ -31,6 +31,8 @@ __all__ = [
     'ContextRoIExtractor',
     'CrossAttentionLayer',
     'LearnedPositionalEncoding2D',
+    'LinearBBoxHead',
+    'NegativeRoILossMixin',
     'PCCABBoxHead',
     'PCCARoIHead',
     'PersonContextTransformer',

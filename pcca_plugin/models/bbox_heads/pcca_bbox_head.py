@@ -11,9 +11,8 @@ Ning et al. 2021: "a linear classifier takes the person's representation as
 input").
 """
 
-from typing import List, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
-import torch
 import torch.nn as nn
 from mmaction.models.roi_heads.bbox_heads import BBoxHeadAVA
 from mmdet.registry import MODELS
@@ -27,13 +26,14 @@ from ..layers.cross_attention import (
     PersonContextTransformer,
 )
 from ..roi_extractors.context_roi_extractor import CONTEXT_ROI_SIZE
+from .negative_roi_loss import NegativeRoILossMixin
 
 #: Dropout before the classifier, as mmaction2's AVA/MultiSports configs use.
 CLASSIFIER_DROPOUT = 0.5
 
 
 @MODELS.register_module()
-class PCCABBoxHead(BBoxHeadAVA):
+class PCCABBoxHead(NegativeRoILossMixin, BBoxHeadAVA):
     """Person-context cross-attention head (eq. (1)-(3)) and a linear classifier.
 
     Args:
@@ -58,6 +58,10 @@ class PCCABBoxHead(BBoxHeadAVA):
         topk (int | tuple[int]): K of the logged top-K recall/precision.
         focal_gamma (float): focal-loss gamma (0: plain BCE / CE).
         focal_alpha (float): focal-loss alpha (1: plain BCE / CE).
+        neg_loss_weight (float): weight of the loss on negative RoIs (persons
+            without an action, false detections; see
+            :mod:`~pcca_plugin.models.bbox_heads.negative_roi_loss`); 0 keeps
+            mmaction2's loss, which ignores them.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class PCCABBoxHead(BBoxHeadAVA):
         topk: Union[int, Tuple[int]] = (3, 5),
         focal_gamma: float = 0.0,
         focal_alpha: float = 1.0,
+        neg_loss_weight: float = 0.0,
     ) -> None:
         super().__init__(
             background_class=background_class,
@@ -89,6 +94,7 @@ class PCCABBoxHead(BBoxHeadAVA):
             focal_gamma=focal_gamma,
             focal_alpha=focal_alpha,
         )
+        self._init_negative_loss(neg_loss_weight)
         # The stock head pools 5-D RoI features; ours receives pooled features.
         del self.temporal_pool, self.spatial_pool
         if isinstance(context_size, int):
@@ -126,48 +132,6 @@ class PCCABBoxHead(BBoxHeadAVA):
         if self.dropout_ratio > 0:
             x = self.dropout(x)
         return self.fc_cls(x)  # (N, K)
-
-    def get_targets(self, sampling_results: List, rcnn_train_cfg) -> tuple:
-        """Stock targets; a clip without ground truth gets ``(0, K)`` labels.
-
-        mmdet's sampler gives a 1-D empty label tensor for a clip with no
-        ground-truth box, on which mmaction2's ``bbox_target`` fails; such a
-        clip only contributes negatives.
-        """
-        for result in sampling_results:
-            if result.pos_gt_labels.dim() == 1 and result.pos_gt_labels.numel() == 0:
-                result.pos_gt_labels = result.pos_gt_labels.new_zeros(
-                    (0, self.num_classes), dtype=torch.float32
-                )
-        return BBoxHeadAVA.get_targets(sampling_results, rcnn_train_cfg)
-
-    def loss_and_target(
-        self, cls_score: Tensor, rois: Tensor, sampling_results: List, rcnn_train_cfg, **kwargs
-    ) -> dict:
-        """The stock loss, but a batch without any labelled person gives 0, not NaN.
-
-        ``BBoxHeadAVA`` averages the loss over positive RoIs only; with none
-        (no ground truth in the whole batch) that mean is NaN. Here the loss is
-        then an exact zero that keeps the graph (so DDP and the optimizer see
-        every parameter), and the logged recall/precision are zero.
-
-        Args and returns: see ``BBoxHeadAVA.loss_and_target``.
-        """
-        cls_targets = self.get_targets(sampling_results, rcnn_train_cfg)
-        labels = cls_targets[0]
-        if self.background_class:
-            labels = labels[:, 1:]
-        if bool((labels.sum(dim=-1) > 0).any()):
-            return super().loss_and_target(
-                cls_score, rois, sampling_results, rcnn_train_cfg, **kwargs
-            )
-        zero = cls_score.sum() * 0.0
-        losses = {'recall@thr=0.5': zero.detach(), 'prec@thr=0.5': zero.detach()}
-        for k in self.topk:
-            losses[f'recall@top{k}'] = zero.detach()
-            losses[f'prec@top{k}'] = zero.detach()
-        losses['loss_action_cls'] = zero
-        return dict(loss_bbox=losses, bbox_targets=cls_targets)
 
 
 __all__ = ['PCCABBoxHead']
