@@ -1,4 +1,4 @@
-"""Hooks for decoupled (two-phase) training.
+"""Hooks: decoupled (two-phase) training, and a progress bar for long runs.
 
 Phase 2 of the PCCA paper (section 2.3, after Kang et al., ICLR 2020, "classifier
 re-training"): load the phase-1 model, freeze every parameter except the final
@@ -13,6 +13,8 @@ Freezing means two things here:
   hooks), so the hook re-applies the modes before every training iteration.
 """
 
+import sys
+import time
 from typing import Optional, Tuple
 
 import torch.nn as nn
@@ -98,3 +100,105 @@ class FreezeAllButClassifierHook(Hook):
         modes are set again right before every iteration.
         """
         apply_frozen_modes(self._unwrap(runner.model), self._classifier)
+
+
+#: Without a terminal, the progress bar prints one line per this fraction of the work.
+NON_TTY_STEP = 0.1
+
+
+class _Progress:
+    """One progress bar: redrawn in place on a terminal, a line per 10% otherwise."""
+
+    def __init__(self, title: str, total: int, stream, bar_width: int) -> None:
+        self.title, self.total, self.stream, self.bar_width = (
+            title,
+            max(total, 0),
+            stream,
+            bar_width,
+        )
+        self.done = 0
+        self.start = time.time()
+        self.next_line = NON_TTY_STEP
+        self.interactive = bool(getattr(stream, 'isatty', lambda: False)())
+
+    def render(self) -> str:
+        fraction = self.done / self.total if self.total else 1.0
+        elapsed = time.time() - self.start
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else float('nan')
+        filled = int(round(self.bar_width * fraction))
+        bar = '#' * filled + '-' * (self.bar_width - filled)
+        return (
+            f'{self.title} [{bar}] {self.done}/{self.total} ({100 * fraction:3.0f}%) '
+            f'elapsed {elapsed:4.0f} s, ETA {eta:4.0f} s'
+        )
+
+    def update(self, steps: int = 1) -> None:
+        self.done = min(self.done + steps, self.total)
+        if self.interactive:
+            self.stream.write('\r' + self.render())
+            self.stream.flush()
+        elif self.total and self.done / self.total >= self.next_line - 1e-9:
+            self.stream.write(self.render() + '\n')
+            self.stream.flush()
+            while self.next_line <= self.done / self.total + 1e-9:
+                self.next_line += NON_TTY_STEP
+
+    def close(self) -> None:
+        if self.interactive:
+            self.stream.write('\n')
+            self.stream.flush()
+
+
+@HOOKS.register_module()
+class ProgressBarHook(Hook):
+    """A progress bar with elapsed time and ETA over training and test iterations.
+
+    mmengine's ``LoggerHook`` prints a line every ``interval`` iterations; this
+    hook draws one bar per run instead (in place on a terminal; a line per 10%
+    of the work in a log file), so a long stage shows how far it is. A resumed
+    training counts only the iterations still to run.
+
+    Args:
+        title: text before the bar (e.g. the stage name).
+        bar_width: characters of the bar.
+        stream: where to draw (default ``sys.stdout``).
+    """
+
+    priority = 'BELOW_NORMAL'
+
+    def __init__(self, title: str = '', bar_width: int = 30, stream=None) -> None:
+        self.title = title
+        self.bar_width = bar_width
+        self.stream = stream
+        self._bar: Optional[_Progress] = None
+
+    def _open(self, phase: str, total: int) -> None:
+        title = f'{self.title} {phase}'.strip()
+        self._bar = _Progress(title, total, self.stream or sys.stdout, self.bar_width)
+
+    def _step(self) -> None:
+        if self._bar is not None:
+            self._bar.update()
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def before_train(self, runner) -> None:
+        self._open('train', runner.max_iters - runner.iter)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self._step()
+
+    def after_train(self, runner) -> None:
+        self._close()
+
+    def before_test_epoch(self, runner) -> None:
+        self._open('test', len(runner.test_dataloader))
+
+    def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self._step()
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        self._close()
