@@ -126,7 +126,7 @@ def test_context_classes_differ_only_outside_the_person_box(toy_module):
 
 def test_distractor_balls_lie_outside_every_2x_box(toy_module):
     """Distractors are visible near idle players but never inside a 2x extended box."""
-    labels = [None, _label(toy_module, 'jump'), _label(toy_module, 'shuffle')]
+    labels = [None, _label(toy_module, 'jump'), None]
     sizes, (frames, _, person_boxes) = _render(
         toy_module, labels, background_noise=0.0, distractor_rate=1.0
     )
@@ -215,23 +215,29 @@ def test_tail_context_class_carries_both_head_class_balls(toy_module):
 
 def test_tail_tube_lengths_per_split(toy_module):
     sizes = toy_module.ToySportsSizes(tail_tube_len=dict(train=(4, 5), val=(14, 16)))
-    tail = _label(toy_module, 'shuffle')
+    tail = _label(toy_module, 'jump with red ball')
     assert toy_module._tube_length_range(sizes, tail, 'train') == (4, 5)
     assert toy_module._tube_length_range(sizes, tail, 'val') == (14, 16)
     head = _label(toy_module, 'jump')
     assert toy_module._tube_length_range(sizes, head, 'val') == sizes.head_tube_len
 
 
-def test_shuffle_runs_left_and_right_in_turn_at_the_runners_speed(toy_module):
-    labels = [_label(toy_module, 'shuffle'), None, None]
-    sizes, (frames, tubes, person_boxes) = _render(toy_module, labels, tail_tube_len=(16, 16))
-    xs = tubes[labels[0]][0][:, 1]  # (16,) left edges over the tube
-    steps = np.diff(xs)
-    assert np.abs(steps).max() <= sizes.run_speed + 1  # never faster than a runner (rounding)
-    half = sizes.shuffle_period // 2
-    # A quarter period out, then half periods alternating in direction.
-    assert (steps[: half // 2] >= 0).all() and xs[half // 2] - xs[
-        0
-    ] >= sizes.run_speed * half // 2 - 1
-    turns = np.nonzero(np.diff(np.sign(steps[steps != 0])))[0]
-    assert len(turns) >= 3  # left, right, left, right within 16 frames
+def test_tail_jumper_bounces_like_a_jumper_with_the_red_ball_above_its_head(toy_module):
+    """'jump with red ball' combines the motion of 'jump' with the ball of 'carry red ball'."""
+    labels = [_label(toy_module, 'jump with red ball'), _label(toy_module, 'jump'), None]
+    sizes, (frames, tubes, person_boxes) = _render(
+        toy_module, labels, background_noise=0.0, tail_tube_len=(14, 14)
+    )
+    tail, jump = tubes[labels[0]][0], tubes[labels[1]][0]
+    assert np.ptp(tail[:, 2]) >= sizes.jump_height * 0.8 and np.ptp(tail[:, 1]) == 0
+    assert np.ptp(tail[:, 2]) == np.ptp(jump[:, 2])  # the same hops as a jumper
+    red = toy_module.BALL_COLOURS['carry red ball']
+    for frame in tail[:, 0].astype(int):
+        x1, y1, x2, y2 = person_boxes[frame - 1, 0]
+        w, h = x2 - x1, y2 - y1
+        image = frames[frame - 1]
+        above = _crop(image, (x1 - w / 2, y1 - h / 2, x2 + w / 2, y1))
+        assert np.all(above == red, axis=-1).sum() > 20, frame  # the ball moves with the player
+        assert not np.all(_crop(image, (x1, y1, x2, y2)) == red, axis=-1).any()
+    outside = sorted(set(range(1, sizes.num_frames + 1)) - set(tail[:, 0].astype(int)))
+    assert not np.all(frames[outside[0] - 1] == red, axis=-1).any()

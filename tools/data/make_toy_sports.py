@@ -12,7 +12,7 @@ class                        kind    what tells it apart
 run left / run right         motion  the box moves left / right
 jump                         motion  the box bounces up and down
 carry red / blue ball        context a red / blue ball above the head
-shuffle (tail)               motion  runs left and right in turn, in place
+jump with red ball (tail)    context jumps with a red ball above the head
 carry red and blue (tail)    context a red and a blue ball above the head
 ============================ ======= =======================================
 
@@ -52,7 +52,7 @@ TOY_CLASSES: Tuple[Tuple[str, str, bool], ...] = (
     ('jump', 'motion', False),
     ('carry red ball', 'context', False),
     ('carry blue ball', 'context', False),
-    ('shuffle', 'motion', True),
+    ('jump with red ball', 'context', True),
     ('carry red and blue ball', 'context', True),
 )
 #: Ball colour (BGR, saturated) of each context class.
@@ -60,15 +60,20 @@ BALL_COLOURS = {
     'carry red ball': (0, 0, 255),
     'carry blue ball': (255, 0, 0),
 }
-#: Balls of each context class, left to right above the head. The tail context class
-#: combines the two head-class balls, as the tail motion class (shuffle) combines the
-#: left and right moves of the runners: the features a tail class needs are learned
-#: from the head classes; what the tail class lacks is training samples.
+#: Balls of each context class, left to right above the head. Each tail class combines
+#: parts that head classes teach: 'jump with red ball' is a jumper (a motion head class)
+#: with the red ball of 'carry red ball'; 'carry red and blue ball' shows both head-class
+#: balls. The features a tail class needs are learned from the head classes; what the
+#: tail class lacks is training samples (and each is a combination: a red-ball carrier
+#: and a plain jumper are both negatives of 'jump with red ball').
 CLASS_BALLS = {
     'carry red ball': ('carry red ball',),
     'carry blue ball': ('carry blue ball',),
+    'jump with red ball': ('carry red ball',),
     'carry red and blue ball': ('carry red ball', 'carry blue ball'),
 }
+#: Classes whose player bounces (one hop per ``jump_period`` frames).
+JUMPING_CLASSES = ('jump', 'jump with red ball')
 #: The player figure (BGR): identical for every player and class.
 HEAD_COLOUR = (150, 190, 240)
 JERSEY_COLOUR = (255, 255, 255)
@@ -110,9 +115,6 @@ class ToySportsSizes:
     run_speed: int = 2
     jump_height: int = 10
     jump_period: int = 6
-    #: Shuffle: a full left-right cycle every ``shuffle_period`` frames at the runners'
-    #: speed (a triangle wave of amplitude ``run_speed * shuffle_period / 4``).
-    shuffle_period: int = 8
     #: Probability that a standing player (not a runner) has a *distractor* ball
     #: of a random context colour lying beside it, outside its 2x box (at least
     #: ``distractor_margin`` pixels beyond it). The ball is in the receptive field
@@ -163,11 +165,6 @@ def _tube_length_range(sizes: ToySportsSizes, label: int, split: str) -> Tuple[i
     return tuple(lengths[split]) if isinstance(lengths, dict) else tuple(lengths)
 
 
-def _shuffle_amplitude(sizes: ToySportsSizes) -> float:
-    """Half the left-right travel of a shuffling player, in pixels."""
-    return sizes.run_speed * sizes.shuffle_period / 4
-
-
 def _player_track(
     sizes: ToySportsSizes,
     label: Optional[int],
@@ -193,8 +190,7 @@ def _player_track(
         length = int(rng.integers(lo, hi + 1))
         start = int(rng.integers(1, num_frames - length + 2))
         tube = (start, start + length - 1)
-    margin = int(np.ceil(_shuffle_amplitude(sizes)))
-    centre = float(rng.integers(centre_lo + margin, centre_hi - margin + 1))
+    centre = float(rng.integers(centre_lo, centre_hi + 1))
     if name in ('run left', 'run right'):
         travel = sizes.run_speed * (tube[1] - tube[0])
         if travel > centre_hi - centre_lo:
@@ -213,13 +209,9 @@ def _player_track(
             xs = centre + sizes.run_speed * elapsed
         elif name == 'run left':
             xs = centre - sizes.run_speed * elapsed
-        elif name == 'jump':
+        elif name in JUMPING_CLASSES:
             phase = np.pi * elapsed / sizes.jump_period  # one hop per jump_period frames
             ys = ys - in_tube * sizes.jump_height * np.abs(np.sin(phase))
-        elif name == 'shuffle':
-            phase = 2 * np.pi * elapsed / sizes.shuffle_period
-            triangle = (2 / np.pi) * np.arcsin(np.sin(phase))  # in [-1, 1], slope +-4 / period
-            xs = xs + in_tube * _shuffle_amplitude(sizes) * triangle
     corners = np.stack([np.round(xs - sizes.person_width / 2), np.round(ys)], axis=1)  # (T, 2)
     return corners.astype(np.int64), tube
 
