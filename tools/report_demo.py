@@ -8,11 +8,15 @@ Writes under the demo's work dir:
 * ``per_class_ap.png``: per-class frame AP@0.5 of each model;
 * ``annotated_<video>.mp4`` and ``.gif``: one held-out video with the linked
   tubes of the final model (ids, labels, scores).
+
+:func:`write_report` writes them for one seed; :func:`write_summary` combines the
+seeds' ``results.json`` into the same files with mean and std over seeds.
 """
 
 import json
 import os.path as osp
-from typing import Dict, List, Sequence, Tuple
+import shutil
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -80,9 +84,17 @@ def group_means(per_class: Dict[str, float], groups: Dict[str, List[str]]) -> Di
 
 
 def plot_per_class(
-    per_class: Dict[str, Dict[str, float]], groups: Dict[str, List[str]], path: str
+    per_class: Dict[str, Dict[str, float]],
+    groups: Dict[str, List[str]],
+    path: str,
+    errors: Optional[Dict[str, Dict[str, float]]] = None,
+    title: str = 'toy-sports held-out videos: per-class frame AP',
 ) -> None:
-    """Grouped bar chart: x = classes (motion, then context), one bar per model."""
+    """Grouped bar chart: x = classes (motion, then context), one bar per model.
+
+    ``errors`` (same layout as ``per_class``), when given, are drawn as error bars
+    (the std over seeds).
+    """
     import matplotlib
 
     matplotlib.use('Agg')
@@ -96,12 +108,13 @@ def plot_per_class(
     positions = np.arange(len(names))
     for index, model in enumerate(models):
         values = [per_class[model].get(name, 0.0) for name in names]
-        ax.bar(positions + index * width, values, width, label=model)
+        yerr = [errors[model].get(name, 0.0) for name in names] if errors else None
+        ax.bar(positions + index * width, values, width, yerr=yerr, capsize=2, label=model)
     ax.set_xticks(positions + width * (len(models) - 1) / 2)
     ax.set_xticklabels([f'{name}\n({group})' for name, group in labels], fontsize=8)
     ax.set_ylabel(f'frame AP@{FRAME_IOU_THR:g} (%)')
     ax.set_ylim(0, LEGEND_ROOM_AP)
-    ax.set_title('toy-sports held-out videos: per-class frame AP')
+    ax.set_title(title)
     ax.legend(loc='upper center', ncol=len(models))  # above the bars (y > 100)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -208,3 +221,174 @@ def write_report(
         f.write(markdown_report(rows, results, table_columns, per_class, group_ap, groups))
     plot_per_class(per_class, groups, outputs['per_class_png'])
     return outputs
+
+
+def mean_std(values: Sequence[float]) -> Tuple[float, float]:
+    """Mean and population std of the finite values (NaN, NaN when there are none)."""
+    finite = [v for v in values if np.isfinite(v)]
+    if not finite:
+        return float('nan'), float('nan')
+    return float(np.mean(finite)), float(np.std(finite))
+
+
+def _load_seed_report(path: str) -> Dict:
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f"{path}: a seed's results.json is missing; run that seed again "
+            '(python tools/run_demo.py --seeds S) and its finished stages are reused.'
+        )
+    with open(path, encoding='utf-8') as f:
+        return json.load(f)
+
+
+def _cell(mean: float, std: float) -> str:
+    return f'{mean:.2f} ± {std:.2f}'
+
+
+def summary_markdown(summary: Dict, rows, table_columns) -> str:
+    """results.md over seeds: Table-1 columns, per-seed figures, per-class AP, the checks."""
+    seeds, models = summary['seeds'], [model for model, _, _ in rows]
+    lines = [
+        f'# PCCA demo on toy-sports: mean ± std over seeds {seeds}',
+        '',
+        'Every seed generates its own toy-sports data and trains its own models; '
+        'the held-out videos are evaluated on every frame.',
+        '',
+        '| head | decoupled | ' + ' | '.join(title for _, title in table_columns) + ' |',
+        '| --- | --- | ' + ' | '.join('---' for _ in table_columns) + ' |',
+    ]
+    for model, head, decoupled in rows:
+        cells = [_cell(*summary['table'][model][key]) for key, _ in table_columns]
+        lines.append(f'| {head} | {"yes" if decoupled else "no"} | ' + ' | '.join(cells) + ' |')
+    lines += ['', '## What the paper claims, seed by seed', '']
+    lines += [
+        '| seed | F@0.5 ' + ' / '.join(models) + ' | PCCA - linear: F@0.5 / motion / context '
+        '| phase 2 - PCCA: tail mean |',
+        '| --- | --- | --- | --- |',
+    ]
+    for seed in seeds + ['mean']:
+        checks = summary['checks'][str(seed)]
+        frame = summary['per_seed_frame_map'][str(seed)]
+        lines.append(
+            f'| {seed} | '
+            + ' / '.join(f'{frame[model]:.2f}' for model in models)
+            + f' | {checks["pcca_minus_linear"]:+.2f} / {checks["pcca_minus_linear_motion"]:+.2f}'
+            f' / {checks["pcca_minus_linear_context"]:+.2f} | {checks["phase2_tail_gain"]:+.2f} |'
+        )
+    lines += [
+        '',
+        '## Per-class frame AP@0.5 (mean ± std over seeds)',
+        '',
+        '| class | group | ' + ' | '.join(models) + ' |',
+        '| --- | --- | ' + ' | '.join('---' for _ in models) + ' |',
+    ]
+    for name, group in class_labels(summary['class_groups']):
+        cells = [_cell(*summary['per_class_frame_ap'][model][name]) for model in models]
+        lines.append(f'| {name} | {group} | ' + ' | '.join(cells) + ' |')
+    for group in GROUPS:
+        cells = [_cell(*summary['group_frame_ap'][model][group]) for model in models]
+        lines.append(f'| **mean {group}** | | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def write_summary(
+    work_dir: str, seed_reports: Dict[int, str], rows, table_columns
+) -> Dict[str, str]:
+    """Combine the seeds' ``results.json`` into ``work_dir``'s report (mean ± std over seeds).
+
+    Also checks the paper's claims per seed and on the mean: PCCA - linear
+    frame-mAP (overall, motion and context class means) and the tail-class gain
+    of decoupled phase 2. The annotated video is the first seed's.
+
+    Args:
+        work_dir: where the combined report goes.
+        seed_reports: seed -> that seed's ``results.json``.
+        rows, table_columns: see :func:`write_report`.
+
+    Returns:
+        output name -> path (the same names as :func:`write_report`).
+    """
+    loaded = {seed: _load_seed_report(path) for seed, path in sorted(seed_reports.items())}
+    seeds = list(loaded)
+    models = [model for model, _, _ in rows]
+    first = loaded[seeds[0]]
+    groups = first['class_groups']
+    names = [name for name, _ in class_labels(groups)]
+
+    def over_seeds(getter):
+        return mean_std([getter(report) for report in loaded.values()])
+
+    table = {
+        model: {
+            key: over_seeds(lambda r, m=model, k=key: r['table'][m][k]) for key, _ in table_columns
+        }
+        for model in models
+    }
+    per_class = {
+        model: {
+            name: over_seeds(lambda r, m=model, n=name: r['per_class_frame_ap'][m].get(n, np.nan))
+            for name in names
+        }
+        for model in models
+    }
+    group_ap = {
+        model: {
+            group: over_seeds(lambda r, m=model, g=group: r['group_frame_ap'][m][g])
+            for group in GROUPS
+        }
+        for model in models
+    }
+    frame_key = table_columns[0][0]
+    per_seed_frame_map, checks = {}, {}
+    for seed, report in loaded.items():
+        per_seed_frame_map[str(seed)] = {
+            model: report['table'][model][frame_key] for model in models
+        }
+        checks[str(seed)] = _claims(report['table'], report['group_frame_ap'], frame_key)
+    per_seed_frame_map['mean'] = {model: table[model][frame_key][0] for model in models}
+    checks['mean'] = {
+        key: float(np.mean([checks[str(seed)][key] for seed in seeds]))
+        for key in checks[str(seeds[0])]
+    }
+    summary = dict(
+        seeds=seeds,
+        table=table,
+        per_class_frame_ap=per_class,
+        group_frame_ap=group_ap,
+        per_seed_frame_map=per_seed_frame_map,
+        checks=checks,
+        class_groups=groups,
+        seed_reports={str(seed): path for seed, path in seed_reports.items()},
+    )
+    outputs = dict(
+        results_json=osp.join(work_dir, 'results.json'),
+        results_md=osp.join(work_dir, 'results.md'),
+        per_class_png=osp.join(work_dir, 'per_class_ap.png'),
+        annotated_mp4=osp.join(work_dir, 'annotated_held_out_video.mp4'),
+        annotated_gif=osp.join(work_dir, 'annotated_held_out_video.gif'),
+    )
+    seed_dir = osp.dirname(seed_reports[seeds[0]])
+    for key in ('annotated_mp4', 'annotated_gif'):
+        shutil.copyfile(osp.join(seed_dir, osp.basename(outputs[key])), outputs[key])
+    with open(outputs['results_json'], 'w', encoding='utf-8') as f:
+        json.dump(summary, f, indent=2)
+    with open(outputs['results_md'], 'w', encoding='utf-8') as f:
+        f.write(summary_markdown(summary, rows, table_columns))
+    plot_per_class(
+        {m: {n: v[0] for n, v in per_class[m].items()} for m in models},
+        groups,
+        outputs['per_class_png'],
+        errors={m: {n: v[1] for n, v in per_class[m].items()} for m in models},
+        title=f'toy-sports held-out videos: per-class frame AP, mean ± std over seeds {seeds}',
+    )
+    return outputs
+
+
+def _claims(table: Dict, group_ap: Dict, frame_key: str) -> Dict[str, float]:
+    """The paper's claims as differences: PCCA - linear, and phase 2 - PCCA on the tail."""
+    return dict(
+        pcca_minus_linear=table['pcca'][frame_key] - table['linear'][frame_key],
+        pcca_minus_linear_motion=group_ap['pcca']['motion'] - group_ap['linear']['motion'],
+        pcca_minus_linear_context=group_ap['pcca']['context'] - group_ap['linear']['context'],
+        phase2_tail_gain=group_ap['decoupled']['tail'] - group_ap['pcca']['tail'],
+    )

@@ -30,11 +30,13 @@ import json
 import os
 import os.path as osp
 import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -63,6 +65,17 @@ TABLE_COLUMNS = (
 #: Free disk space the demo needs before it starts (data, checkpoints, videos).
 REQUIRED_FREE_MB = 500
 STATE_FILE = 'demo_state.json'
+#: The demo's stages in the order they run.
+STAGES = (
+    'data',
+    'train_linear',
+    'train_pcca',
+    'train_decoupled',
+    'test_linear',
+    'test_pcca',
+    'test_decoupled',
+    'report',
+)
 
 
 #: The demo's toy-sports data (``tools/data/make_toy_sports.py``): 40 training videos
@@ -75,6 +88,10 @@ FULL_DATA_SIZES = dict(
     tail_tubes=dict(train=4, val=6),
     tail_tube_len=dict(train=(4, 6), val=(14, 18)),
 )
+#: Seeds of the demo: each one generates its own data and trains its own models; the
+#: report gives mean and std over them (one seed's ranking of the heads is noisy).
+FULL_SEEDS = (0, 1, 2)
+QUICK_SEEDS = (0, 1)
 #: ``--quick``: one tail tube per split, so that 4 held-out videos still hold every class.
 QUICK_DATA_SIZES = dict(num_train_videos=8, num_val_videos=4, tail_tubes=dict(train=1, val=1))
 
@@ -86,7 +103,9 @@ class DemoSettings:
     data_sizes: Dict = field(default_factory=lambda: dict(FULL_DATA_SIZES))
     phase1_epochs: int = 5
     phase2_epochs: int = 2
-    log_interval: int = 10
+    #: mmengine's log lines (losses, lr) every this many iterations; the progress bar
+    #: of every stage shows the rest.
+    log_interval: int = 50
 
     @classmethod
     def full(cls) -> 'DemoSettings':
@@ -192,6 +211,9 @@ def load_demo_config(model: str, data_root: str, work_dir: str, seed: int, setti
         type='CheckpointHook', interval=1, max_keep_ckpts=1, save_last=True
     )
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=settings.log_interval)
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+        dict(type='ProgressBarHook', title=f'[demo] {model}')
+    ]
     return cfg
 
 
@@ -203,12 +225,20 @@ def train_stage(
     settings: DemoSettings,
     load_from: Optional[str] = None,
 ) -> Dict:
-    """Train one model with mmengine's Runner; resume from its last checkpoint if any."""
+    """Train one model with mmengine's Runner; resume from its last checkpoint if any.
+
+    Args:
+        load_from: weights to start from (phase 2: the phase-1 checkpoint). Used
+            only for a fresh start: after an interruption the run resumes from
+            its own last checkpoint instead. (mmengine resumes *from*
+            ``load_from`` when both are set, which would restart phase 2 from
+            the phase-1 optimizer state and epoch counter.)
+    """
     from mmengine.runner import Runner
 
     cfg = load_demo_config(model, data_root, work_dir, seed, settings)
     cfg.resume = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
-    cfg.load_from = load_from
+    cfg.load_from = None if cfg.resume else load_from
     runner = Runner.from_cfg(cfg)
     runner.train()
     checkpoint = osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
@@ -245,10 +275,11 @@ def test_stage(
 
 def run_stage(state: StageState, stage: str, function: Callable[[], Dict]) -> Dict:
     """Run ``function`` unless ``stage`` already finished; print its time and outputs."""
+    number = f'{STAGES.index(stage) + 1}/{len(STAGES)}'
     if state.done(stage):
-        print(f'[demo] {stage}: already done, skipped ({state.path})', flush=True)
+        print(f'[demo] stage {number} {stage}: already done, skipped ({state.path})', flush=True)
         return state.outputs(stage)
-    print(f'\n[demo] ===== stage {stage} =====', flush=True)
+    print(f'\n[demo] ===== stage {number}: {stage} =====', flush=True)
     start = time.time()
     outputs = function()
     seconds = time.time() - start
@@ -257,28 +288,23 @@ def run_stage(state: StageState, stage: str, function: Callable[[], Dict]) -> Di
     return outputs
 
 
-def main(argv: Optional[List[str]] = None) -> Dict:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--work-dir', default=osp.join(REPO_ROOT, 'work_dirs', 'demo'))
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument(
-        '--quick', action='store_true', help='a ~3-minute version (less data, 1 epoch per phase)'
-    )
-    args = parser.parse_args(argv)
+def run_seed(seed: int, work_dir: str, settings: DemoSettings) -> Dict:
+    """The whole pipeline for one seed (data and training) in ``work_dir``; resumable.
 
+    Returns:
+        output name -> path of this seed's report (``results.json`` etc.).
+    """
     from report_demo import write_report  # tools/report_demo.py
 
-    settings = DemoSettings.quick() if args.quick else DemoSettings.full()
-    work_dir = osp.abspath(args.work_dir)
     check_work_dir(work_dir)
-    state = StageState(osp.join(work_dir, STATE_FILE), settings, args.seed)
+    state = StageState(osp.join(work_dir, STATE_FILE), settings, seed)
     data_root = osp.join(work_dir, 'data')
     begin = time.time()
 
     def make_data():
         from make_toy_sports import make_toy_sports
 
-        summary = make_toy_sports(data_root, seed=args.seed, **settings.data_sizes)
+        summary = make_toy_sports(data_root, seed=seed, **settings.data_sizes)
         return dict(data_root=data_root, gt_file=summary['gt_file'])
 
     data = run_stage(state, 'data', make_data)
@@ -290,7 +316,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
             state,
             f'train_{model}',
             lambda m=model, d=model_dir, lf=load_from: train_stage(
-                m, data_root, d, args.seed, settings, lf
+                m, data_root, d, seed, settings, lf
             ),
         )
         checkpoints[model] = trained['checkpoint']
@@ -301,7 +327,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
             state,
             f'test_{model}',
             lambda m=model, d=model_dir: test_stage(
-                m, checkpoints[m], data_root, d, args.seed, settings
+                m, checkpoints[m], data_root, d, seed, settings
             ),
         )
     report = run_stage(
@@ -312,8 +338,118 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         ),
     )
     print(
-        f'\n[demo] finished in {time.time() - begin:.0f} s (this run; stage times in {state.path})'
+        f'[demo] seed {seed} finished in {time.time() - begin:.0f} s (stage times in {state.path})'
     )
+    return report
+
+
+def seed_work_dir(work_dir: str, seed: int) -> str:
+    return osp.join(work_dir, f'seed_{seed}')
+
+
+def run_seeds_in_parallel(seeds: Sequence[int], work_dir: str, quick: bool, jobs: int) -> None:
+    """One ``run_demo.py --single-seed S`` process per seed, ``jobs`` at a time.
+
+    Each process gets ``cpu_count // jobs`` threads (small CPU models scale
+    better over processes than over threads) and prints its lines with a
+    ``[seed S]`` prefix. A failure stops the others and names the seed's log.
+    """
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    pending, running, failed = list(seeds), [], []
+
+    def start(seed):
+        log_path = osp.join(seed_work_dir(work_dir, seed), 'demo.log')
+        os.makedirs(osp.dirname(log_path), exist_ok=True)
+        command = [sys.executable, osp.abspath(__file__), '--single-seed', str(seed)]
+        command += ['--work-dir', seed_work_dir(work_dir, seed)] + (['--quick'] if quick else [])
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        log = open(log_path, 'a', encoding='utf-8')
+        reader = threading.Thread(target=_relay, args=(process, log, seed), daemon=True)
+        reader.start()
+        return seed, process, reader, log, log_path
+
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                running.append(start(pending.pop(0)))
+            for entry in list(running):
+                seed, process, reader, log, log_path = entry
+                if process.poll() is None:
+                    continue
+                reader.join()
+                log.close()
+                running.remove(entry)
+                if process.returncode != 0:
+                    failed.append((seed, log_path))
+            if failed:
+                break
+            time.sleep(0.5)
+    finally:
+        for _, process, _, log, _ in running:  # Ctrl-C or a failed seed: stop the others
+            process.terminate()
+            process.wait()
+            log.close()
+    if failed:
+        seed, log_path = failed[0]
+        raise DemoError(
+            f'seed {seed} failed; its output is in {log_path}. Fix the cause and run the '
+            'same command again: finished stages are kept.'
+        )
+
+
+def _relay(process, log, seed: int) -> None:
+    """Copy a seed's output to its log; echo the demo's own lines with a ``[seed S]`` prefix."""
+    for line in process.stdout:
+        log.write(line)
+        log.flush()
+        if line.startswith('[demo]'):
+            print(f'[seed {seed}] {line[len("[demo] ") :]}', end='', flush=True)
+
+
+def main(argv: Optional[List[str]] = None) -> Dict:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--work-dir', default=osp.join(REPO_ROOT, 'work_dirs', 'demo'))
+    parser.add_argument(
+        '--seeds',
+        type=int,
+        nargs='+',
+        default=None,
+        help=f'seeds of data and training (default {FULL_SEEDS}; --quick: {QUICK_SEEDS}); '
+        'the report gives the mean and std over them',
+    )
+    parser.add_argument(
+        '--jobs', type=int, default=None, help='seeds run at the same time (default: all)'
+    )
+    parser.add_argument(
+        '--quick', action='store_true', help='a ~3-minute version (less data, fewer epochs)'
+    )
+    parser.add_argument('--single-seed', type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    from report_demo import write_summary  # tools/report_demo.py
+
+    settings = DemoSettings.quick() if args.quick else DemoSettings.full()
+    work_dir = osp.abspath(args.work_dir)
+    if args.single_seed is not None:  # one seed's process (see run_seeds_in_parallel)
+        return run_seed(args.single_seed, work_dir, settings)
+    seeds = args.seeds or list(QUICK_SEEDS if args.quick else FULL_SEEDS)
+    if len(set(seeds)) != len(seeds):
+        raise DemoError(f'--seeds {seeds}: each seed once, please')
+    jobs = max(1, min(args.jobs or len(seeds), len(seeds)))
+    check_work_dir(work_dir)
+    begin = time.time()
+    print(f'[demo] seeds {seeds}, {jobs} at a time; outputs under {work_dir}', flush=True)
+    if jobs == 1:
+        for seed in seeds:
+            run_seed(seed, seed_work_dir(work_dir, seed), settings)
+    else:
+        run_seeds_in_parallel(seeds, work_dir, args.quick, jobs)
+    seed_reports = {seed: osp.join(seed_work_dir(work_dir, seed), 'results.json') for seed in seeds}
+    report = write_summary(work_dir, seed_reports, MODEL_ROWS, TABLE_COLUMNS)
+    print(f'\n[demo] finished in {time.time() - begin:.0f} s (this run)')
     for name, path in report.items():
         print(f'[demo] {name}: {path}')
     return report

@@ -2,10 +2,14 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import run_demo  # tools/ (see tests/conftest.py)
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
 
 from pcca_plugin.evaluation.functional import frame_ap, load_ground_truth
 from pcca_plugin.utils.pickle_io import load_pickle
@@ -26,9 +30,17 @@ def chance_frame_map(gt_file: str, frame_detections_file: str, seed: int = 0) ->
     return frame_ap(load_ground_truth(gt_file), detections, 0.5).mean_ap
 
 
+def seed_state(work_dir: str, seed: int) -> dict:
+    path = os.path.join(run_demo.seed_work_dir(work_dir, seed), run_demo.STATE_FILE)
+    with open(path) as f:
+        return json.load(f)
+
+
 @pytest.fixture(scope='module')
-def quick_demo(tmp_path_factory):
-    """Run --quick once, interrupted in the middle of the pcca test stage, then resumed."""
+def quick_demo(tmp_path_factory, repo_root):
+    """--quick: seed 0 in process, interrupted in its pcca test stage and resumed; then the
+    command line with the default quick seeds, which runs the seeds in parallel processes
+    (seed 0 finished: reused) and writes the report over seeds."""
     work_dir = str(tmp_path_factory.mktemp('demo'))
     real_test_stage = run_demo.test_stage
 
@@ -40,54 +52,169 @@ def quick_demo(tmp_path_factory):
     run_demo.test_stage = failing_test_stage
     try:
         with pytest.raises(Interrupted):
-            run_demo.main(['--quick', '--work-dir', work_dir])
+            run_demo.main(['--quick', '--seeds', '0', '--work-dir', work_dir])
     finally:
         run_demo.test_stage = real_test_stage
-    with open(os.path.join(work_dir, run_demo.STATE_FILE)) as f:
-        first_state = json.load(f)
+    first_state = seed_state(work_dir, 0)
     checkpoint = first_state['stages']['train_pcca']['outputs']['checkpoint']
     checkpoint_mtime = os.path.getmtime(checkpoint)
-    report = run_demo.main(['--quick', '--work-dir', work_dir])
+    single_seed_report = run_demo.main(['--quick', '--seeds', '0', '--work-dir', work_dir])
+    resumed_state = seed_state(work_dir, 0)
+    command = [sys.executable, os.path.join(repo_root, 'tools', 'run_demo.py'), '--quick']
+    cli = subprocess.run(
+        command + ['--work-dir', work_dir], capture_output=True, text=True, timeout=900
+    )
+    assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-3000:]
+    report = {
+        name: os.path.join(work_dir, file)
+        for name, file in (
+            ('results_json', 'results.json'),
+            ('results_md', 'results.md'),
+            ('per_class_png', 'per_class_ap.png'),
+            ('annotated_mp4', 'annotated_held_out_video.mp4'),
+            ('annotated_gif', 'annotated_held_out_video.gif'),
+        )
+    }
     return dict(
         work_dir=work_dir,
         first_state=first_state,
+        resumed_state=resumed_state,
+        single_seed_report=single_seed_report,
         report=report,
+        cli_output=cli.stdout,
         checkpoint=checkpoint,
         checkpoint_mtime=checkpoint_mtime,
     )
 
 
 def test_every_output_exists(quick_demo):
-    for name in OUTPUTS:
-        path = quick_demo['report'][name]
-        assert os.path.isfile(path) and os.path.getsize(path) > 0, name
+    for report in (quick_demo['report'], quick_demo['single_seed_report']):
+        for name in OUTPUTS:
+            path = report[name]
+            assert os.path.isfile(path) and os.path.getsize(path) > 0, name
+    for seed in run_demo.QUICK_SEEDS:
+        seed_dir = run_demo.seed_work_dir(quick_demo['work_dir'], seed)
+        assert os.path.isfile(os.path.join(seed_dir, 'results.json')), seed
 
 
-def test_metrics_finite_and_above_chance(quick_demo):
+def test_metrics_finite_and_above_chance_for_every_seed(quick_demo):
+    work_dir = quick_demo['work_dir']
+    for seed in run_demo.QUICK_SEEDS:
+        state = seed_state(work_dir, seed)
+        with open(os.path.join(run_demo.seed_work_dir(work_dir, seed), 'results.json')) as f:
+            results = json.load(f)
+        gt_file = state['stages']['data']['outputs']['gt_file']
+        for model in MODELS:
+            table = results['table'][model]
+            for key, _ in run_demo.TABLE_COLUMNS:
+                assert np.isfinite(table[key]) and 0 <= table[key] <= 100, (seed, model, key)
+            detections = state['stages'][f'test_{model}']['outputs']['frame_detections']
+            chance = chance_frame_map(gt_file, detections)
+            assert table['frame_mAP@0.5'] > chance, (seed, model, table['frame_mAP@0.5'], chance)
+
+
+def test_summary_is_the_mean_and_std_over_the_seeds(quick_demo):
+    work_dir = quick_demo['work_dir']
     with open(quick_demo['report']['results_json']) as f:
-        results = json.load(f)
-    with open(os.path.join(quick_demo['work_dir'], run_demo.STATE_FILE)) as f:
-        state = json.load(f)
-    gt_file = state['stages']['data']['outputs']['gt_file']
+        summary = json.load(f)
+    assert summary['seeds'] == list(run_demo.QUICK_SEEDS)
+    per_seed = []
+    for seed in run_demo.QUICK_SEEDS:
+        with open(os.path.join(run_demo.seed_work_dir(work_dir, seed), 'results.json')) as f:
+            per_seed.append(json.load(f))
     for model in MODELS:
-        table = results['table'][model]
         for key, _ in run_demo.TABLE_COLUMNS:
-            assert np.isfinite(table[key]) and 0 <= table[key] <= 100, (model, key)
-        detections = state['stages'][f'test_{model}']['outputs']['frame_detections']
-        chance = chance_frame_map(gt_file, detections)
-        assert table['frame_mAP@0.5'] > chance, (model, table['frame_mAP@0.5'], chance)
+            values = [report['table'][model][key] for report in per_seed]
+            mean, std = summary['table'][model][key]
+            assert mean == pytest.approx(np.mean(values)) and std == pytest.approx(np.std(values))
+    gaps = [
+        r['table']['pcca']['frame_mAP@0.5'] - r['table']['linear']['frame_mAP@0.5']
+        for r in per_seed
+    ]
+    assert summary['checks']['mean']['pcca_minus_linear'] == pytest.approx(np.mean(gaps))
+    with open(quick_demo['report']['results_md']) as f:
+        text = f.read()
+    assert 'mean ± std over seeds [0, 1]' in text and '| mean |' in text
+
+
+def test_command_line_shows_stages_progress_and_outputs(quick_demo):
+    out = quick_demo['cli_output']
+    assert '[seed 0] stage 2/8 train_linear: already done' in out  # finished seed 0 reused
+    assert '[seed 1] ===== stage 2/8: train_linear =====' in out
+    assert '[seed 1] linear train [' in out and '(100%)' in out  # a progress bar per stage
+    assert '[seed 1] train_linear: done in' in out  # the time each stage took
+    assert f'results_md: {quick_demo["report"]["results_md"]}' in out  # where the outputs are
 
 
 def test_interrupted_run_resumes_without_recomputing(quick_demo):
     first = quick_demo['first_state']['stages']
     # Before the interruption: data, the three trainings and the linear test finished.
     assert set(first) == {'data', 'train_linear', 'train_pcca', 'train_decoupled', 'test_linear'}
-    with open(os.path.join(quick_demo['work_dir'], run_demo.STATE_FILE)) as f:
-        final = json.load(f)['stages']
+    final = seed_state(quick_demo['work_dir'], 0)['stages']
+    assert final == quick_demo['resumed_state']['stages'], 'the command line redid seed 0'
     for stage, record in first.items():
         assert final[stage] == record, f'{stage} was recomputed'
     assert os.path.getmtime(quick_demo['checkpoint']) == quick_demo['checkpoint_mtime']
     assert {'test_pcca', 'test_decoupled', 'report'} <= set(final)
+
+
+@HOOKS.register_module(force=True)
+class StopAfterFirstEpoch(Hook):
+    """Stands for a Ctrl-C right after the first epoch's checkpoint was written."""
+
+    priority = 'LOWEST'  # after mmengine's CheckpointHook (VERY_LOW) saved epoch_1.pth
+
+    def after_train_epoch(self, runner) -> None:
+        raise Interrupted
+
+
+@HOOKS.register_module(force=True)
+class RecordTraining(Hook):
+    """Records where a training run starts and how many iterations it runs (class state:
+    the Runner builds its own instance from the config)."""
+
+    start_epoch = None
+    iterations = 0
+
+    def before_train(self, runner) -> None:
+        RecordTraining.start_epoch = runner.epoch
+        RecordTraining.iterations = 0
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        RecordTraining.iterations += 1
+
+
+def test_training_interrupted_mid_stage_resumes_from_its_own_checkpoint(
+    quick_demo, tmp_path, monkeypatch
+):
+    """Phase 2 (which starts from the phase-1 weights) stopped after 1 of 2 epochs resumes at
+    epoch 1 from its own checkpoint: it neither restarts nor resumes the phase-1 run."""
+    settings = run_demo.DemoSettings.quick()
+    settings.phase2_epochs = 2
+    data_root = os.path.join(run_demo.seed_work_dir(quick_demo['work_dir'], 0), 'data')
+    phase1 = quick_demo['checkpoint']
+    work_dir = str(tmp_path / 'decoupled')
+    real_load = run_demo.load_demo_config
+    extra_hooks = []
+
+    def load_with_hooks(*args, **kwargs):
+        cfg = real_load(*args, **kwargs)
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + extra_hooks
+        return cfg
+
+    monkeypatch.setattr(run_demo, 'load_demo_config', load_with_hooks)
+    extra_hooks[:] = [dict(type='RecordTraining'), dict(type='StopAfterFirstEpoch')]
+    with pytest.raises(Interrupted):
+        run_demo.train_stage('decoupled', data_root, work_dir, 0, settings, load_from=phase1)
+    first_epoch_iterations = RecordTraining.iterations
+    assert first_epoch_iterations > 0 and os.path.isfile(os.path.join(work_dir, 'epoch_1.pth'))
+
+    extra_hooks[:] = [dict(type='RecordTraining')]
+    outputs = run_demo.train_stage('decoupled', data_root, work_dir, 0, settings, load_from=phase1)
+    assert RecordTraining.start_epoch == 1, 'the resumed run did not start after epoch 1'
+    assert RecordTraining.iterations == first_epoch_iterations, 'not exactly one epoch more'
+    assert outputs['checkpoint'] == os.path.join(work_dir, 'epoch_2.pth')
+    assert os.path.isfile(outputs['checkpoint'])
 
 
 def test_unwritable_work_dir_fails_before_training(tmp_path):
