@@ -16,6 +16,7 @@ seeds' ``results.json`` into the same files with mean and std over seeds.
 import json
 import os.path as osp
 import shutil
+import textwrap
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -38,6 +39,8 @@ MAX_DRAWN_TUBES = 6
 ANNOTATED_FPS = 8
 #: Top of the per-class AP axis: room above 100 for a one-row legend.
 LEGEND_ROOM_AP = 118
+#: Class names on the x axis wrap at this many characters.
+TICK_LABEL_WIDTH = 16
 #: Class groups of the report, from ``toy_sports_classes.json``: every class is in the
 #: group of its kind (motion or context); tail classes are in 'tail' as well.
 KINDS = ('motion', 'context')
@@ -111,7 +114,10 @@ def plot_per_class(
         yerr = [errors[model].get(name, 0.0) for name in names] if errors else None
         ax.bar(positions + index * width, values, width, yerr=yerr, capsize=2, label=model)
     ax.set_xticks(positions + width * (len(models) - 1) / 2)
-    ax.set_xticklabels([f'{name}\n({group})' for name, group in labels], fontsize=8)
+    wrapped = ['\n'.join(textwrap.wrap(name, TICK_LABEL_WIDTH)) for name, _ in labels]
+    ax.set_xticklabels(
+        [f'{name}\n({group})' for name, (_, group) in zip(wrapped, labels)], fontsize=8
+    )
     ax.set_ylabel(f'frame AP@{FRAME_IOU_THR:g} (%)')
     ax.set_ylim(0, LEGEND_ROOM_AP)
     ax.set_title(title)

@@ -62,7 +62,7 @@ def make_runner(work_dir, stream, max_epochs=2, resume=False):
         custom_hooks=[ProgressBarHook(title='[toy]', bar_width=10, stream=stream)],
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
         resume=resume,
-        default_scope='mmengine',
+        default_scope='mmaction',  # the plugin's scope, as in its configs
     )
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from mmaction.registry import METRICS
+from mmengine.registry import DefaultScope
 
 from pcca_plugin.evaluation import MultiSportsTubeMetric
 from pcca_plugin.evaluation.functional import frame_ap, video_ap
@@ -76,14 +77,15 @@ def evaluate(metric, samples):
 
 def test_registered_and_perfect_predictions_score_100(tmp_path):
     gt = make_gt()
-    metric = METRICS.build(
-        dict(
-            type='MultiSportsTubeMetric',
-            gt_file=gt,
-            dump_frame_detections=str(tmp_path / 'frame_detections.pkl'),
-            dump_video_detections=str(tmp_path / 'video_detections.pkl'),
+    with DefaultScope.overwrite_default_scope('mmaction'):  # whatever scope other tests left
+        metric = METRICS.build(
+            dict(
+                type='MultiSportsTubeMetric',
+                gt_file=gt,
+                dump_frame_detections=str(tmp_path / 'frame_detections.pkl'),
+                dump_video_detections=str(tmp_path / 'video_detections.pkl'),
+            )
         )
-    )
     assert isinstance(metric, MultiSportsTubeMetric)
     result = evaluate(metric, perfect_samples(gt))
     assert set(KEYS) <= set(result)
