@@ -242,3 +242,18 @@ def test_a_saved_state_reopens_with_the_same_settings(tmp_path):
     state.finish('data', {'data_root': 'x'}, 1.0)
     reopened = run_demo.StageState(str(tmp_path / 'state.json'), run_demo.DemoSettings.full(), 0)
     assert reopened.done('data') and reopened.outputs('data') == {'data_root': 'x'}
+
+
+def test_a_failing_seed_process_stops_the_run_and_names_its_log(tmp_path):
+    """Seed 7's folder holds a run with other settings: its process refuses to start, and
+    the parent says which seed failed and where its output is."""
+    seed_dir = run_demo.seed_work_dir(str(tmp_path), 7)
+    os.makedirs(seed_dir)
+    other = run_demo.StageState(
+        os.path.join(seed_dir, run_demo.STATE_FILE), run_demo.DemoSettings.full(), 7
+    )
+    other.finish('data', {}, 1.0)
+    with pytest.raises(run_demo.DemoError, match=r'seed 7 failed; its output is in .*demo\.log'):
+        run_demo.run_seeds_in_parallel([7], str(tmp_path), quick=True, jobs=1)
+    with open(os.path.join(seed_dir, 'demo.log')) as f:
+        assert 'other settings' in f.read()
