@@ -37,6 +37,8 @@ FRAME_IOU_THR = 0.5
 MIN_DRAWN_TUBE_SCORE = 0.2
 MAX_DRAWN_TUBES = 6
 ANNOTATED_FPS = 8
+#: File name (without extension) of the annotated held-out video.
+ANNOTATED_STEM = 'annotated_held_out_video'
 #: Top of the per-class AP axis: room above 100 for a one-row legend.
 LEGEND_ROOM_AP = 118
 #: Class names on the x axis wrap at this many characters.
@@ -143,32 +145,65 @@ def annotate_video(
     return video, mp4, gif
 
 
-def markdown_report(rows, results, table_columns, per_class, group_ap, groups) -> str:
-    """The results.md text: Table-1 columns, then per-class frame AP by group."""
+def table1_lines(rows, table_columns, cell) -> List[str]:
+    """Markdown table with the paper's Table-1 columns; ``cell(model, key) -> str``."""
     lines = [
-        '# PCCA demo on toy-sports (held-out videos, every frame)',
-        '',
         '| head | decoupled | ' + ' | '.join(title for _, title in table_columns) + ' |',
         '| --- | --- | ' + ' | '.join('---' for _ in table_columns) + ' |',
     ]
     for model, head, decoupled in rows:
-        figures = results[model]['metrics']
-        cells = [f'{figures.get(key, float("nan")):.2f}' for key, _ in table_columns]
+        cells = [cell(model, key) for key, _ in table_columns]
         lines.append(f'| {head} | {"yes" if decoupled else "no"} | ' + ' | '.join(cells) + ' |')
-    lines += [
-        '',
-        f'## Per-class frame AP@{FRAME_IOU_THR:g}',
-        '',
-        '| class | group | ' + ' | '.join(model for model, _, _ in rows) + ' |',
-        '| --- | --- | ' + ' | '.join('---' for _ in rows) + ' |',
+    return lines
+
+
+def per_class_lines(models, groups, class_cell, group_cell) -> List[str]:
+    """Markdown table of per-class AP, then the group means.
+
+    ``class_cell(model, class name) -> str``, ``group_cell(model, group) -> str``.
+    """
+    lines = [
+        '| class | group | ' + ' | '.join(models) + ' |',
+        '| --- | --- | ' + ' | '.join('---' for _ in models) + ' |',
     ]
     for name, group in class_labels(groups):
-        cells = [f'{per_class[model].get(name, float("nan")):.2f}' for model, _, _ in rows]
-        lines.append(f'| {name} | {group} | ' + ' | '.join(cells) + ' |')
+        lines.append(
+            f'| {name} | {group} | ' + ' | '.join(class_cell(m, name) for m in models) + ' |'
+        )
     for group in GROUPS:
-        cells = [f'{group_ap[model][group]:.2f}' for model, _, _ in rows]
-        lines.append(f'| **mean {group}** | | ' + ' | '.join(cells) + ' |')
+        lines.append(
+            f'| **mean {group}** | | ' + ' | '.join(group_cell(m, group) for m in models) + ' |'
+        )
+    return lines
+
+
+def markdown_report(rows, results, table_columns, per_class, group_ap, groups) -> str:
+    """The results.md text: Table-1 columns, then per-class frame AP by group."""
+    lines = ['# PCCA demo on toy-sports (held-out videos, every frame)', '']
+    lines += table1_lines(
+        rows,
+        table_columns,
+        lambda model, key: f'{results[model]["metrics"].get(key, float("nan")):.2f}',
+    )
+    lines += ['', f'## Per-class frame AP@{FRAME_IOU_THR:g}', '']
+    lines += per_class_lines(
+        [model for model, _, _ in rows],
+        groups,
+        lambda model, name: f'{per_class[model].get(name, float("nan")):.2f}',
+        lambda model, group: f'{group_ap[model][group]:.2f}',
+    )
     return '\n'.join(lines) + '\n'
+
+
+def report_paths(work_dir: str) -> Dict[str, str]:
+    """Output name -> path of a report in ``work_dir`` (one seed's or the summary's)."""
+    return dict(
+        results_json=osp.join(work_dir, 'results.json'),
+        results_md=osp.join(work_dir, 'results.md'),
+        per_class_png=osp.join(work_dir, 'per_class_ap.png'),
+        annotated_mp4=osp.join(work_dir, ANNOTATED_STEM + '.mp4'),
+        annotated_gif=osp.join(work_dir, ANNOTATED_STEM + '.gif'),
+    )
 
 
 def write_report(
@@ -199,17 +234,13 @@ def write_report(
         model: per_class_frame_ap(gt, results[model]['frame_detections']) for model, _, _ in rows
     }
     group_ap = {model: group_means(per_class[model], groups) for model in per_class}
-    outputs = dict(
-        results_json=osp.join(work_dir, 'results.json'),
-        results_md=osp.join(work_dir, 'results.md'),
-        per_class_png=osp.join(work_dir, 'per_class_ap.png'),
-    )
+    outputs = report_paths(work_dir)
     final_model = rows[-1][0]
     video, outputs['annotated_mp4'], outputs['annotated_gif'] = annotate_video(
         gt,
         results[final_model]['video_detections'],
         data_root,
-        osp.join(work_dir, 'annotated_held_out_video'),
+        osp.join(work_dir, ANNOTATED_STEM),
     )
     with open(outputs['results_json'], 'w', encoding='utf-8') as f:
         json.dump(
@@ -260,12 +291,10 @@ def summary_markdown(summary: Dict, rows, table_columns) -> str:
         'Every seed generates its own toy-sports data and trains its own models; '
         'the held-out videos are evaluated on every frame.',
         '',
-        '| head | decoupled | ' + ' | '.join(title for _, title in table_columns) + ' |',
-        '| --- | --- | ' + ' | '.join('---' for _ in table_columns) + ' |',
     ]
-    for model, head, decoupled in rows:
-        cells = [_cell(*summary['table'][model][key]) for key, _ in table_columns]
-        lines.append(f'| {head} | {"yes" if decoupled else "no"} | ' + ' | '.join(cells) + ' |')
+    lines += table1_lines(
+        rows, table_columns, lambda model, key: _cell(*summary['table'][model][key])
+    )
     lines += ['', '## What the paper claims, seed by seed', '']
     lines += [
         '| seed | F@0.5 ' + ' / '.join(models) + ' | PCCA - linear: F@0.5 / motion / context '
@@ -281,19 +310,13 @@ def summary_markdown(summary: Dict, rows, table_columns) -> str:
             + f' | {checks["pcca_minus_linear"]:+.2f} / {checks["pcca_minus_linear_motion"]:+.2f}'
             f' / {checks["pcca_minus_linear_context"]:+.2f} | {checks["phase2_tail_gain"]:+.2f} |'
         )
-    lines += [
-        '',
-        '## Per-class frame AP@0.5 (mean ± std over seeds)',
-        '',
-        '| class | group | ' + ' | '.join(models) + ' |',
-        '| --- | --- | ' + ' | '.join('---' for _ in models) + ' |',
-    ]
-    for name, group in class_labels(summary['class_groups']):
-        cells = [_cell(*summary['per_class_frame_ap'][model][name]) for model in models]
-        lines.append(f'| {name} | {group} | ' + ' | '.join(cells) + ' |')
-    for group in GROUPS:
-        cells = [_cell(*summary['group_frame_ap'][model][group]) for model in models]
-        lines.append(f'| **mean {group}** | | ' + ' | '.join(cells) + ' |')
+    lines += ['', '## Per-class frame AP@0.5 (mean ± std over seeds)', '']
+    lines += per_class_lines(
+        models,
+        summary['class_groups'],
+        lambda model, name: _cell(*summary['per_class_frame_ap'][model][name]),
+        lambda model, group: _cell(*summary['group_frame_ap'][model][group]),
+    )
     return '\n'.join(lines) + '\n'
 
 
@@ -366,16 +389,10 @@ def write_summary(
         class_groups=groups,
         seed_reports={str(seed): path for seed, path in seed_reports.items()},
     )
-    outputs = dict(
-        results_json=osp.join(work_dir, 'results.json'),
-        results_md=osp.join(work_dir, 'results.md'),
-        per_class_png=osp.join(work_dir, 'per_class_ap.png'),
-        annotated_mp4=osp.join(work_dir, 'annotated_held_out_video.mp4'),
-        annotated_gif=osp.join(work_dir, 'annotated_held_out_video.gif'),
-    )
-    seed_dir = osp.dirname(seed_reports[seeds[0]])
+    outputs = report_paths(work_dir)
+    first_seed_outputs = report_paths(osp.dirname(seed_reports[seeds[0]]))
     for key in ('annotated_mp4', 'annotated_gif'):
-        shutil.copyfile(osp.join(seed_dir, osp.basename(outputs[key])), outputs[key])
+        shutil.copyfile(first_seed_outputs[key], outputs[key])
     with open(outputs['results_json'], 'w', encoding='utf-8') as f:
         json.dump(summary, f, indent=2)
     with open(outputs['results_md'], 'w', encoding='utf-8') as f:

@@ -110,12 +110,10 @@ class _Progress:
     """One progress bar: redrawn in place on a terminal, a line per 10% otherwise."""
 
     def __init__(self, title: str, total: int, stream, bar_width: int) -> None:
-        self.title, self.total, self.stream, self.bar_width = (
-            title,
-            max(total, 0),
-            stream,
-            bar_width,
-        )
+        self.title = title
+        self.total = max(total, 0)
+        self.stream = stream
+        self.bar_width = bar_width
         self.done = 0
         self.start = time.time()
         self.next_line = NON_TTY_STEP

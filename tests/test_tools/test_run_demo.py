@@ -10,6 +10,7 @@ import pytest
 import run_demo  # tools/ (see tests/conftest.py)
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+from report_demo import report_paths  # tools/
 
 from pcca_plugin.evaluation.functional import frame_ap, load_ground_truth
 from pcca_plugin.utils.pickle_io import load_pickle
@@ -65,16 +66,7 @@ def quick_demo(tmp_path_factory, repo_root):
         command + ['--work-dir', work_dir], capture_output=True, text=True, timeout=900
     )
     assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-3000:]
-    report = {
-        name: os.path.join(work_dir, file)
-        for name, file in (
-            ('results_json', 'results.json'),
-            ('results_md', 'results.md'),
-            ('per_class_png', 'per_class_ap.png'),
-            ('annotated_mp4', 'annotated_held_out_video.mp4'),
-            ('annotated_gif', 'annotated_held_out_video.gif'),
-        )
-    }
+    report = report_paths(work_dir)
     return dict(
         work_dir=work_dir,
         first_state=first_state,
