@@ -49,8 +49,10 @@ sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'data'))
 
 import pcca_plugin  # noqa: E402,F401  (registers components, applies compat fixes)
 
-#: Configs of the three models of the demo (relative to the repository root).
+#: Configs of the demo's runs (relative to the repository root): the backbone's
+#: pretraining and the three models.
 CONFIGS = {
+    'clip_classifier': 'configs/pcca/clip-classifier_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-clips-rgb.py',
     'linear': 'configs/pcca/linear_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb.py',
     'pcca': 'configs/pcca/pcca_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb.py',
     'decoupled': 'configs/pcca/pcca-decoupled_slowfast-tiny_1xb8-8x1x1-2e-cb_toy-sports-rgb.py',
@@ -73,6 +75,7 @@ STATE_FILE = 'demo_state.json'
 #: The demo's stages in the order they run.
 STAGES = (
     'data',
+    'pretrain',
     'train_linear',
     'train_pcca',
     'train_decoupled',
@@ -97,6 +100,12 @@ FULL_DATA_SIZES = dict(
 #: report gives mean and std over them (one seed's ranking of the heads is noisy).
 FULL_SEEDS = (0, 1, 2)
 QUICK_SEEDS = (0, 1)
+#: The pretraining videos of seed ``S`` are generated with seed ``S + PRETRAIN_SEED_OFFSET``:
+#: other videos than the detection data's, like Kinetics and MultiSports.
+PRETRAIN_SEED_OFFSET = 1000
+#: Where the pretraining videos go inside a seed's data folder (the clip-classifier config's
+#: ``clips_root``, relative to the toy data root).
+PRETRAIN_SUBDIR = 'pretraining'
 #: ``--quick``: one tail tube per split, so that 4 held-out videos still hold every class.
 QUICK_DATA_SIZES = dict(num_train_videos=8, num_val_videos=4, tail_tubes=dict(train=1, val=1))
 
@@ -192,16 +201,35 @@ def rebase_paths(node, old: str, new: str):
     return node
 
 
-def load_demo_config(model: str, data_root: str, work_dir: str, seed: int, settings: DemoSettings):
+def starts_from_pretrained(cfg) -> bool:
+    """Whether a config initialises its model from a checkpoint (``model.init_cfg``)."""
+    init_cfg = cfg.model.get('init_cfg')
+    return init_cfg is not None and init_cfg.get('type') == 'Pretrained'
+
+
+def load_demo_config(
+    model: str,
+    data_root: str,
+    work_dir: str,
+    seed: int,
+    settings: DemoSettings,
+    pretrained_backbone: Optional[str] = None,
+):
     """The model's tiny config, pointed at the demo's data and work dir, without validation.
 
     Validation during training is switched off: each model is tested once,
     after training, on every frame of the held-out videos.
+
+    Args:
+        pretrained_backbone: this seed's pretrained backbone weights, for the
+            configs that start from one (``model.init_cfg``).
     """
     from mmengine.config import Config
 
     cfg = Config.fromfile(osp.join(REPO_ROOT, CONFIGS[model]))
     cfg = Config(rebase_paths(cfg.to_dict(), CONFIG_DATA_ROOT, data_root))
+    if starts_from_pretrained(cfg) and pretrained_backbone is not None:
+        cfg.model.init_cfg.checkpoint = pretrained_backbone
     cfg.work_dir = work_dir
     cfg.randomness = dict(seed=seed, deterministic=False)
     epochs = settings.phase2_epochs if model == 'decoupled' else settings.phase1_epochs
@@ -229,6 +257,7 @@ def train_stage(
     seed: int,
     settings: DemoSettings,
     load_from: Optional[str] = None,
+    pretrained_backbone: Optional[str] = None,
 ) -> Dict:
     """Train one model with mmengine's Runner; resume from its last checkpoint if any.
 
@@ -238,10 +267,16 @@ def train_stage(
             its own last checkpoint instead. (mmengine resumes *from*
             ``load_from`` when both are set, which would restart phase 2 from
             the phase-1 optimizer state and epoch counter.)
+        pretrained_backbone: see :func:`load_demo_config`.
     """
     from mmengine.runner import Runner
 
-    cfg = load_demo_config(model, data_root, work_dir, seed, settings)
+    cfg = load_demo_config(model, data_root, work_dir, seed, settings, pretrained_backbone)
+    if starts_from_pretrained(cfg) and pretrained_backbone is None:
+        raise DemoError(
+            f'{CONFIGS[model]} starts from a pretrained backbone (model.init_cfg) but the demo '
+            'gave it none; the pretrain stage writes one'
+        )
     cfg.resume = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
     cfg.load_from = None if cfg.resume else load_from
     runner = Runner.from_cfg(cfg)
@@ -265,6 +300,7 @@ def test_stage(
         cfg.test_evaluator, dump_frame_detections=frame_file, dump_video_detections=video_file
     )
     cfg.load_from = checkpoint
+    cfg.model.init_cfg = None  # every weight comes from the checkpoint
     cfg.custom_hooks = [
         hook for hook in cfg.get('custom_hooks', []) if hook['type'] != 'FreezeAllButClassifierHook'
     ]
@@ -307,12 +343,27 @@ def run_seed(seed: int, work_dir: str, settings: DemoSettings) -> Dict:
     begin = time.time()
 
     def make_data():
-        from make_toy_sports import make_toy_sports
+        from make_toy_sports import make_toy_sports, write_clip_level_annotations
 
         summary = make_toy_sports(data_root, seed=seed, **settings.data_sizes)
-        return dict(data_root=data_root, gt_file=summary['gt_file'])
+        pretraining_root = osp.join(data_root, PRETRAIN_SUBDIR)
+        make_toy_sports(
+            pretraining_root, seed=seed + PRETRAIN_SEED_OFFSET, **settings.data_sizes
+        )
+        clips = write_clip_level_annotations(pretraining_root)
+        return dict(data_root=data_root, gt_file=summary['gt_file'], clips=clips['ann_file'])
+
+    def pretrain():
+        from pcca_plugin.utils import extract_submodule_weights
+
+        pretrain_dir = osp.join(work_dir, 'clip_classifier')
+        trained = train_stage('clip_classifier', data_root, pretrain_dir, seed, settings)
+        backbone = osp.join(pretrain_dir, 'backbone.pth')
+        extract_submodule_weights(trained['checkpoint'], backbone, prefix='backbone.')
+        return dict(trained, backbone=backbone)
 
     data = run_stage(state, 'data', make_data)
+    backbone = run_stage(state, 'pretrain', pretrain)['backbone']
     checkpoints = {}
     for model in ('linear', 'pcca', 'decoupled'):
         model_dir = osp.join(work_dir, model)
@@ -321,7 +372,7 @@ def run_seed(seed: int, work_dir: str, settings: DemoSettings) -> Dict:
             state,
             f'train_{model}',
             lambda m=model, d=model_dir, lf=load_from: train_stage(
-                m, data_root, d, seed, settings, lf
+                m, data_root, d, seed, settings, lf, pretrained_backbone=backbone
             ),
         )
         checkpoints[model] = trained['checkpoint']

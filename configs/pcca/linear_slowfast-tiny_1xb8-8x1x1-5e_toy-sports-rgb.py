@@ -1,27 +1,33 @@
-# Tiny linear baseline on toy-sports: the same backbone, data, schedule and RoIs (negative
-# RoIs included) as the tiny PCCA config, with the linear head (mmaction2's BBoxHeadAVA
-# plus the negative-RoI loss; classifier dropout 0.2 like the PCCA toy head).
+# Tiny linear baseline on toy-sports: the same pretrained frozen backbone, feature stride,
+# data, schedule and RoIs (negative RoIs included) as the tiny PCCA config
+# (../_base_/toy-sports_protocol.py), with the linear head (mmaction2's BBoxHeadAVA plus the
+# negative-RoI loss; classifier dropout 0.2 like the PCCA toy head).
+# Needs the pretrained backbone first: see configs/pcca/README.md (toy-sports).
 _base_ = [
     '../_base_/models/slowfast-tiny_linear.py',
     '../_base_/datasets/toy-sports_rgb.py',
     '../_base_/schedules/sgd-nesterov_warmup1e-step-3_5e_toy-sports.py',
     '../_base_/default_runtime.py',
+    '../_base_/toy-sports_protocol.py',
 ]
 
-# The negative-RoI settings of configs/_base_/models/slowfast-tiny_pcca_toy-sports.py.
-neg_iou_thr = 0.5
-neg_loss_weight = 1.0
-
 model = dict(
+    init_cfg=dict(type='Pretrained', checkpoint={{_base_.pretrained_backbone}}),
+    backbone=dict(
+        slow_pathway=dict(spatial_strides={{_base_.toy_spatial_strides}}),
+        fast_pathway=dict(spatial_strides={{_base_.toy_spatial_strides}}),
+    ),
     roi_head=dict(
+        bbox_roi_extractor=dict(featmap_stride={{_base_.toy_featmap_stride}}),
         bbox_head=dict(
             type='LinearBBoxHead',
             num_classes={{_base_.num_classes}},
             dropout_ratio=0.2,
-            neg_loss_weight=neg_loss_weight,
-        )
+            neg_loss_weight={{_base_.neg_loss_weight}},
+        ),
     ),
-    train_cfg=dict(rcnn=dict(assigner=dict(neg_iou_thr=neg_iou_thr))),
+    train_cfg=dict(rcnn=dict(assigner=dict(neg_iou_thr={{_base_.neg_iou_thr}}))),
 )
+custom_hooks = {{_base_.frozen_backbone_hooks}}
 
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(max_keep_ckpts=1))

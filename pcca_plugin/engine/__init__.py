@@ -1,11 +1,12 @@
-"""Training-loop components: the phase-2 freezing hook, a progress bar, CPU-friendly DDP."""
+"""Training-loop components: the phase-2 and frozen-module hooks, a progress bar, CPU-friendly DDP."""
 
 from .distributed import CPUDistributedDataParallel, configure_launcher
-from .hooks import FreezeAllButClassifierHook, ProgressBarHook, freeze_all_but
+from .hooks import FreezeAllButClassifierHook, FreezeModulesHook, ProgressBarHook, freeze_all_but
 
 __all__ = [
     'CPUDistributedDataParallel',
     'FreezeAllButClassifierHook',
+    'FreezeModulesHook',
     'ProgressBarHook',
     'configure_launcher',
     'freeze_all_but',

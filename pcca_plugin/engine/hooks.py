@@ -1,4 +1,4 @@
-"""Hooks: decoupled (two-phase) training, and a progress bar for long runs.
+"""Hooks: decoupled (two-phase) training, frozen modules, and a progress bar for long runs.
 
 Phase 2 of the PCCA paper (section 2.3, after Kang et al., ICLR 2020, "classifier
 re-training"): load the phase-1 model, freeze every parameter except the final
@@ -15,7 +15,7 @@ Freezing means two things here:
 
 import sys
 import time
-from typing import Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch.nn as nn
 from mmaction.registry import HOOKS
@@ -100,6 +100,61 @@ class FreezeAllButClassifierHook(Hook):
         modes are set again right before every iteration.
         """
         apply_frozen_modes(self._unwrap(runner.model), self._classifier)
+
+
+@HOOKS.register_module()
+class FreezeModulesHook(Hook):
+    """Keep some submodules fixed while the rest of the model trains.
+
+    The listed modules get ``requires_grad = False`` (so no gradient flows into
+    them and, for a backbone, no backward pass runs through it) and stay in eval
+    mode (BatchNorm keeps the running statistics of pretraining). The toy demo
+    uses it to keep its pretrained tiny backbone fixed while a RoI head learns,
+    so that two heads are compared on the same features (``docs/results.md``).
+
+    Args:
+        modules: dotted paths inside the model (unwrapped from DDP), e.g.
+            ``('backbone',)``.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, modules: Sequence[str] = ('backbone',)) -> None:
+        if isinstance(modules, str) or not modules:
+            raise ValueError(
+                f'FreezeModulesHook(modules={modules!r}): give a non-empty list of dotted '
+                "module paths, e.g. modules=['backbone']"
+            )
+        self.modules = tuple(modules)
+        self._frozen: List[nn.Module] = []
+
+    def before_train(self, runner) -> None:
+        """Freeze (after ``load_from`` has been applied) and log what is frozen."""
+        model = FreezeAllButClassifierHook._unwrap(runner.model)
+        self._frozen = []
+        for path in self.modules:
+            try:
+                module = model.get_submodule(path)
+            except AttributeError as exc:
+                children = [name for name, _ in model.named_children()]
+                raise AttributeError(
+                    f'FreezeModulesHook: {type(model).__name__} has no module {path!r} '
+                    f'({exc}); its top-level modules are {children}'
+                ) from exc
+            module.requires_grad_(False)
+            module.eval()
+            self._frozen.append(module)
+        frozen = sum(p.numel() for m in self._frozen for p in m.parameters())
+        total = sum(p.numel() for p in model.parameters())
+        runner.logger.info(
+            f'FreezeModulesHook: {frozen} of {total} parameters frozen in eval mode '
+            f'({", ".join(self.modules)})'
+        )
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        """Back to eval mode (mmengine calls ``model.train()`` at every epoch start)."""
+        for module in self._frozen:
+            module.eval()
 
 
 #: Without a terminal, the progress bar prints one line per this fraction of the work.

@@ -1,5 +1,6 @@
-"""Shared helpers: safe pickle I/O and MultiSports format facts."""
+"""Shared helpers: safe pickle I/O, MultiSports format facts, checkpoint surgery."""
 
+from .checkpoint import extract_submodule_weights
 from .multisports_format import (
     EXCLUDED_CLASS_NAMES,
     FIRST_FRAME,
@@ -12,6 +13,7 @@ from .multisports_format import (
 from .pickle_io import UnsafePickleError, dump_pickle, load_pickle
 
 __all__ = [
+    'extract_submodule_weights',
     'EXCLUDED_CLASS_NAMES',
     'FIRST_FRAME',
     'GT_KEYS',

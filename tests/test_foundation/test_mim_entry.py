@@ -25,6 +25,7 @@ def test_mim_train_builds_plugin_components_and_trains(tmp_path, repo_root):
         str(work_dir),
         '--cfg-options',
         'train_cfg.max_epochs=1',
+        'model.init_cfg=None',  # no pretrained backbone here: a random one, frozen
         'train_cfg.val_begin=2',
         'train_dataloader.batch_size=8',
         'default_hooks.logger.interval=1',

@@ -26,6 +26,7 @@ TOY_SIZES = dict(num_train_videos=2, num_val_videos=3, num_frames=15)
 def build_tiny_detector(seed: int = 0) -> torch.nn.Module:
     """The tiny PCCA detector of the toy config, initialised with a fixed seed."""
     cfg = Config.fromfile(TINY_PCCA)
+    cfg.model.init_cfg = None  # random weights, not the demo's pretrained backbone
     torch.manual_seed(seed)
     model = MODELS.build(cfg.model)
     model.init_weights()

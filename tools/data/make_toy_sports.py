@@ -82,6 +82,10 @@ LEGS_COLOUR = (40, 40, 40)
 SPORT = 'toysport'
 GT_NAME = 'toy_sports_GT.pkl'
 DATASET_NAME = 'toy_sports'
+#: Name of the clip-level pretraining annotations (see :func:`write_clip_level_annotations`).
+CLIPS_DATASET_NAME = f'{DATASET_NAME}_clips'
+#: The one box of a clip-level sample: the whole frame (normalised x1, y1, x2, y2).
+WHOLE_FRAME_BOX = (0.0, 0.0, 1.0, 1.0)
 VIDEO_FPS = 25
 JPEG_QUALITY = 95
 
@@ -117,13 +121,12 @@ class ToySportsSizes:
     jump_period: int = 6
     #: Probability that a standing player (not a runner) has a *distractor* ball
     #: of a random context colour lying beside it, outside its 2x box (at least
-    #: ``distractor_margin`` pixels beyond it). The ball is in the receptive field
-    #: of the person's features but not in its context: only the 2x box decides
-    #: a context class, so a head must look at the right place, not at colours
-    #: anywhere nearby. Off by default: it hurt PCCA more than the linear head
-    #: on the tiny backbone (docs/data.md, section 3.2).
-    distractor_rate: float = 0.0
-    distractor_margin: int = 2
+    #: ``distractor_margin`` pixels beyond it, one feature cell at stride 8). The
+    #: ball is in the receptive field of the person's features but not in its
+    #: context: only the 2x box decides a context class, so a head must look at
+    #: the right place, not at colours anywhere nearby (docs/data.md, section 3.2).
+    distractor_rate: float = 0.5
+    distractor_margin: int = 8
     #: Proposal simulation: std of the box jitter (fraction of the box size), the
     #: probability that a player is missed, the score range of true detections,
     #: the mean number of false positives per frame and their score range.
@@ -430,6 +433,50 @@ def _write_media(out_dir: str, name: str, frames: np.ndarray) -> None:
     writer.release()
 
 
+def write_clip_level_annotations(data_root: str, split: str = 'train') -> Dict[str, str]:
+    """Turn a split of a toy-sports folder into a *clip-level* classification set.
+
+    Every key frame keeps one box, the whole frame, labelled with the union of
+    the actions of all its players (multi-hot), and one proposal, the whole
+    frame with score 1. A head on that box pools the whole frame, so training
+    on it is clip classification, like the Kinetics pretraining of the paper's
+    backbone (section 3.1): the backbone learns what is in a clip, not which
+    player does what. The demo pretrains its tiny backbone this way on videos
+    of their own (another seed), since no pretrained weights can be downloaded.
+
+    Args:
+        data_root: a folder written by :func:`make_toy_sports` (with ``annotations/``).
+        split: the split to convert.
+
+    Returns:
+        ``dict(ann_file=..., proposal_file=...)``, written under ``annotations/`` as
+        ``toy_sports_clips_<split>.pkl`` and ``toy_sports_clips_dense_proposals_<split>.pkl``.
+    """
+    from pcca_plugin.utils.pickle_io import dump_pickle, load_pickle
+
+    ann_dir = osp.join(data_root, 'annotations')
+    source = osp.join(ann_dir, f'{DATASET_NAME}_{split}.pkl')
+    if not osp.isfile(source):
+        raise FileNotFoundError(
+            f'{source}: no frame annotations to convert; run make_toy_sports(..., prepare=True) '
+            'on this folder first'
+        )
+    annotation = load_pickle(source)
+    box = np.array([WHOLE_FRAME_BOX], dtype=np.float32)  # (1, 4)
+    proposals = {}
+    for key, frame in annotation['annotations'].items():
+        frame['labels'] = frame['labels'].max(axis=0, keepdims=True)  # (1, num_classes)
+        frame['bboxes'] = box.copy()
+        proposals[key] = np.array([[*WHOLE_FRAME_BOX, 1.0]], dtype=np.float32)  # (1, 5)
+    outputs = dict(
+        ann_file=osp.join(ann_dir, f'{CLIPS_DATASET_NAME}_{split}.pkl'),
+        proposal_file=osp.join(ann_dir, f'{CLIPS_DATASET_NAME}_dense_proposals_{split}.pkl'),
+    )
+    dump_pickle(annotation, outputs['ann_file'])
+    dump_pickle(proposals, outputs['proposal_file'])
+    return outputs
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('out_dir', help='output folder, e.g. data/toy_sports')
@@ -437,6 +484,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument('--num-train-videos', type=int, default=ToySportsSizes.num_train_videos)
     parser.add_argument('--num-val-videos', type=int, default=ToySportsSizes.num_val_videos)
     parser.add_argument('--num-frames', type=int, default=ToySportsSizes.num_frames)
+    parser.add_argument(
+        '--clip-level',
+        action='store_true',
+        help='also write clip-level (whole-frame) training annotations for pretraining',
+    )
     parser.add_argument(
         '--no-prepare',
         action='store_true',
@@ -451,6 +503,10 @@ def main(argv: Optional[List[str]] = None) -> None:
         num_val_videos=args.num_val_videos,
         num_frames=args.num_frames,
     )
+    if args.clip_level:
+        if args.no_prepare:
+            parser.error('--clip-level needs the annotations that --no-prepare skips')
+        write_clip_level_annotations(args.out_dir)
     print(
         f'toy-sports: {summary["num_videos"]} videos, {summary["num_frames"]} frames in '
         f'{summary["seconds"]:.1f} s -> {args.out_dir}'

@@ -3,25 +3,24 @@
 # squeezed through 32 dims) and no dropout inside it, which the short CPU schedule does
 # not need. Measured on toy-sports during development: +9 frame-mAP points on the context
 # classes over the 32-dim head with dropout 0.1 (see docs/results.md).
-#
-# Negative RoIs: toy videos hold idle players and players before/after their action
-# tubes, which are false positives at test time; the head learns "no class" for every
-# proposal with IoU < neg_iou_thr with all labelled boxes (pcca_plugin/models/bbox_heads/
-# negative_roi_loss.py). Proposals between neg_iou_thr and pos_iou_thr (jittered boxes of
-# acting players) stay out of the loss. The linear toy config uses the same settings.
-_base_ = ['./slowfast-tiny_pcca.py']
-
-neg_iou_thr = 0.5
-neg_loss_weight = 1.0
+# Feature stride 8 and negative RoIs: see ../toy-sports_protocol.py (the linear toy
+# config uses the same settings). Proposals between neg_iou_thr and pos_iou_thr (jittered
+# boxes of acting players) stay out of the loss.
+_base_ = ['./slowfast-tiny_pcca.py', '../toy-sports_protocol.py']
 
 model = dict(
+    backbone=dict(
+        slow_pathway=dict(spatial_strides={{_base_.toy_spatial_strides}}),
+        fast_pathway=dict(spatial_strides={{_base_.toy_spatial_strides}}),
+    ),
     roi_head=dict(
+        bbox_roi_extractor=dict(featmap_stride={{_base_.toy_featmap_stride}}),
         bbox_head=dict(
             embed_dims=64,
             transformer_dropout=0.0,
             dropout_ratio=0.2,
-            neg_loss_weight=neg_loss_weight,
-        )
+            neg_loss_weight={{_base_.neg_loss_weight}},
+        ),
     ),
-    train_cfg=dict(rcnn=dict(assigner=dict(neg_iou_thr=neg_iou_thr))),
+    train_cfg=dict(rcnn=dict(assigner=dict(neg_iou_thr={{_base_.neg_iou_thr}}))),
 )
