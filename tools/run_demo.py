@@ -7,14 +7,19 @@ recomputed; an interrupted training resumes from its last checkpoint):
 
 1. ``data``: generate the toy-sports dataset in MultiSports format
    (``tools/data/make_toy_sports.py``) and prepare it with the MultiSports
-   preparation code.
-2. ``linear``: train the tiny SlowFast with the linear head (baseline).
-3. ``pcca``: train the same detector with the PCCA head.
-4. ``decoupled``: phase 2 of decoupled training from the PCCA checkpoint:
+   preparation code; generate other videos for pretraining (seed ``S + 1000``)
+   with clip-level labels.
+2. ``pretrain``: pretrain the tiny SlowFast by clip classification on those
+   videos (the toy's stand-in for the paper's Kinetics pretraining) and keep
+   its backbone weights.
+3. ``linear``: train the linear head (baseline) on the pretrained backbone,
+   kept frozen (``configs/_base_/toy-sports_protocol.py`` says why).
+4. ``pcca``: train the PCCA head on the same frozen backbone.
+5. ``decoupled``: phase 2 of decoupled training from the PCCA checkpoint:
    everything frozen but the classifier, class-balanced sampling.
-5. ``test_<model>``: evaluate each on every frame of the held-out videos with
+6. ``test_<model>``: evaluate each on every frame of the held-out videos with
    the tube-linking metric (frame-mAP@0.5, video-mAP@0.2/0.5/0.1:0.9).
-6. ``report``: ``results.md`` / ``results.json`` with the columns of the paper's
+7. ``report``: ``results.md`` / ``results.json`` with the columns of the paper's
    Table 1, per-class AP split into motion / context / tail classes, a PNG of
    per-class AP, and an annotated mp4 + GIF of one held-out video.
 
@@ -52,7 +57,9 @@ import pcca_plugin  # noqa: E402,F401  (registers components, applies compat fix
 #: Configs of the demo's runs (relative to the repository root): the backbone's
 #: pretraining and the three models.
 CONFIGS = {
-    'clip_classifier': 'configs/pcca/clip-classifier_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-clips-rgb.py',
+    'clip_classifier': (
+        'configs/pcca/clip-classifier_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-clips-rgb.py'
+    ),
     'linear': 'configs/pcca/linear_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb.py',
     'pcca': 'configs/pcca/pcca_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb.py',
     'decoupled': 'configs/pcca/pcca-decoupled_slowfast-tiny_1xb8-8x1x1-2e-cb_toy-sports-rgb.py',
@@ -347,9 +354,7 @@ def run_seed(seed: int, work_dir: str, settings: DemoSettings) -> Dict:
 
         summary = make_toy_sports(data_root, seed=seed, **settings.data_sizes)
         pretraining_root = osp.join(data_root, PRETRAIN_SUBDIR)
-        make_toy_sports(
-            pretraining_root, seed=seed + PRETRAIN_SEED_OFFSET, **settings.data_sizes
-        )
+        make_toy_sports(pretraining_root, seed=seed + PRETRAIN_SEED_OFFSET, **settings.data_sizes)
         clips = write_clip_level_annotations(pretraining_root)
         return dict(data_root=data_root, gt_file=summary['gt_file'], clips=clips['ann_file'])
 

@@ -1,4 +1,4 @@
-"""Training-loop components: the phase-2 and frozen-module hooks, a progress bar, CPU-friendly DDP."""
+"""Training-loop components: freezing hooks, a progress bar, CPU-friendly DDP."""
 
 from .distributed import CPUDistributedDataParallel, configure_launcher
 from .hooks import FreezeAllButClassifierHook, FreezeModulesHook, ProgressBarHook, freeze_all_but

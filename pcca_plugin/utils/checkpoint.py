@@ -28,7 +28,7 @@ def extract_submodule_weights(checkpoint: str, out_file: str, prefix: str = 'bac
         prefix: names to keep, e.g. ``'backbone.'``.
 
     Returns:
-        ``dict(out_file, num_tensors, num_params)``.
+        ``dict(out_file, num_tensors, num_values)``: tensors kept and their total size.
     """
     from mmengine.runner.checkpoint import _load_checkpoint
 
@@ -49,5 +49,5 @@ def extract_submodule_weights(checkpoint: str, out_file: str, prefix: str = 'bac
     return dict(
         out_file=out_file,
         num_tensors=len(kept),
-        num_params=int(sum(v.numel() for v in kept.values() if torch.is_tensor(v))),
+        num_values=int(sum(v.numel() for v in kept.values() if torch.is_tensor(v))),
     )

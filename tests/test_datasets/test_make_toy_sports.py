@@ -190,7 +190,7 @@ def test_tail_context_class_carries_both_head_class_balls(toy_module):
     """'carry red and blue ball' shows a red and a blue ball, both inside the 2x box."""
     labels = [_label(toy_module, 'carry red and blue ball'), None, None]
     sizes, (frames, tubes, person_boxes) = _render(
-        toy_module, labels, background_noise=0.0, tail_tube_len=(6, 6)
+        toy_module, labels, background_noise=0.0, tail_tube_len=(6, 6), distractor_rate=0.0
     )
     tube = tubes[labels[0]][0]
     assert len(tube) == 6
@@ -241,3 +241,34 @@ def test_tail_jumper_bounces_like_a_jumper_with_the_red_ball_above_its_head(toy_
         assert not np.all(_crop(image, (x1, y1, x2, y2)) == red, axis=-1).any()
     outside = sorted(set(range(1, sizes.num_frames + 1)) - set(tail[:, 0].astype(int)))
     assert not np.all(frames[outside[0] - 1] == red, axis=-1).any()
+
+
+def test_clip_level_annotations_pool_every_player_into_one_whole_frame_box(tmp_path, toy_module):
+    root = str(tmp_path / 'pretraining')
+    toy_module.make_toy_sports(root, seed=5, num_train_videos=3, num_val_videos=3)
+    frames = load_pickle(osp.join(root, 'annotations', 'toy_sports_train.pkl'))['annotations']
+    outputs = toy_module.write_clip_level_annotations(root)
+    clips = load_pickle(outputs['ann_file'])
+    proposals = load_pickle(outputs['proposal_file'])
+    assert clips['format'] == 'pcca_plugin.multisports_frames'
+    assert set(clips['annotations']) == set(frames) == set(proposals)
+    multi_player = 0
+    for key, frame in frames.items():
+        clip = clips['annotations'][key]
+        assert clip['bboxes'].tolist() == [list(toy_module.WHOLE_FRAME_BOX)]
+        assert clip['labels'].shape == (1, len(toy_module.TOY_CLASSES))
+        union = frame['labels'].max(axis=0)  # every action of every player in the frame
+        assert np.array_equal(clip['labels'][0], union)
+        multi_player += int(union.sum() > 1)
+        assert proposals[key].tolist() == [[*toy_module.WHOLE_FRAME_BOX, 1.0]]
+    assert multi_player > 0, 'no frame with two acting players: the union was not tested'
+    # The frame annotations the detectors train on are left as they were.
+    again = load_pickle(osp.join(root, 'annotations', 'toy_sports_train.pkl'))['annotations']
+    assert all(np.array_equal(again[k]['bboxes'], frames[k]['bboxes']) for k in frames)
+
+
+def test_clip_level_annotations_need_prepared_data(tmp_path, toy_module):
+    import pytest
+
+    with pytest.raises(FileNotFoundError, match='toy_sports_train.pkl.*prepare=True'):
+        toy_module.write_clip_level_annotations(str(tmp_path))

@@ -131,8 +131,9 @@ def test_summary_is_the_mean_and_std_over_the_seeds(quick_demo):
 
 def test_command_line_shows_stages_progress_and_outputs(quick_demo):
     out = quick_demo['cli_output']
-    assert '[seed 0] stage 2/8 train_linear: already done' in out  # finished seed 0 reused
-    assert '[seed 1] ===== stage 2/8: train_linear =====' in out
+    number = f'{run_demo.STAGES.index("train_linear") + 1}/{len(run_demo.STAGES)}'
+    assert f'[seed 0] stage {number} train_linear: already done' in out  # seed 0 reused
+    assert f'[seed 1] ===== stage {number}: train_linear =====' in out
     assert '[seed 1] linear train [' in out and '(100%)' in out  # a progress bar per stage
     assert '[seed 1] train_linear: done in' in out  # the time each stage took
     assert f'results_md: {quick_demo["report"]["results_md"]}' in out  # where the outputs are
@@ -140,14 +141,52 @@ def test_command_line_shows_stages_progress_and_outputs(quick_demo):
 
 def test_interrupted_run_resumes_without_recomputing(quick_demo):
     first = quick_demo['first_state']['stages']
-    # Before the interruption: data, the three trainings and the linear test finished.
-    assert set(first) == {'data', 'train_linear', 'train_pcca', 'train_decoupled', 'test_linear'}
+    # Before the interruption: data, pretraining, the three trainings and the linear test.
+    assert set(first) == {
+        'data',
+        'pretrain',
+        'train_linear',
+        'train_pcca',
+        'train_decoupled',
+        'test_linear',
+    }
     final = seed_state(quick_demo['work_dir'], 0)['stages']
     assert final == quick_demo['resumed_state']['stages'], 'the command line redid seed 0'
     for stage, record in first.items():
         assert final[stage] == record, f'{stage} was recomputed'
     assert os.path.getmtime(quick_demo['checkpoint']) == quick_demo['checkpoint_mtime']
     assert {'test_pcca', 'test_decoupled', 'report'} <= set(final)
+
+
+def test_heads_train_on_the_pretrained_backbone_which_stays_frozen(quick_demo):
+    """Both phase-1 detectors hold exactly the pretrained backbone weights (loaded, then
+    frozen), and that backbone differs from a fresh random initialisation."""
+    import torch
+
+    stages = seed_state(quick_demo['work_dir'], 0)['stages']
+    pretrained = torch.load(stages['pretrain']['outputs']['backbone'], weights_only=False)
+    pretrained = pretrained['state_dict']
+    assert pretrained and all(name.startswith('backbone.') for name in pretrained)
+    for model in ('linear', 'pcca'):
+        checkpoint = stages[f'train_{model}']['outputs']['checkpoint']
+        weights = torch.load(checkpoint, weights_only=False)['state_dict']
+        for name, value in pretrained.items():
+            assert torch.equal(weights[name], value), (model, name)
+        assert any(name.startswith('roi_head.') for name in weights)
+    cfg = run_demo.load_demo_config(
+        'linear', 'data/toy_sports', quick_demo['work_dir'], 0, run_demo.DemoSettings.quick()
+    )
+    cfg.model.init_cfg = None
+    from mmdet.registry import MODELS as DET_MODELS
+
+    fresh = DET_MODELS.build(cfg.model)
+    fresh.init_weights()
+    fresh_weights = fresh.state_dict()
+    assert any(
+        not torch.equal(fresh_weights[name], value)
+        for name, value in pretrained.items()
+        if value.is_floating_point()
+    ), 'the pretrain stage left the backbone at its random initialisation'
 
 
 @HOOKS.register_module(force=True)
