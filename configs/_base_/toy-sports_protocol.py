@@ -25,3 +25,5 @@ pretrained_backbone = (
     'work_dirs/clip-classifier_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-clips-rgb/backbone.pth'
 )
 frozen_backbone_hooks = [dict(type='FreezeModulesHook', modules=['backbone'])]
+# The hook freezes after the Runner wrapped the model in DDP (see decoupled_phase2.py).
+frozen_backbone_wrapper = dict(type='MMDistributedDataParallel', find_unused_parameters=True)

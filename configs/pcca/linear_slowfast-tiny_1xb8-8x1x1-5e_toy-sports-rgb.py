@@ -29,5 +29,6 @@ model = dict(
     train_cfg=dict(rcnn=dict(assigner=dict(neg_iou_thr={{_base_.neg_iou_thr}}))),
 )
 custom_hooks = {{_base_.frozen_backbone_hooks}}
+model_wrapper_cfg = {{_base_.frozen_backbone_wrapper}}
 
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(max_keep_ckpts=1))

@@ -15,5 +15,6 @@ model = dict(
     ),
 )
 custom_hooks = {{_base_.frozen_backbone_hooks}}
+model_wrapper_cfg = {{_base_.frozen_backbone_wrapper}}
 
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(max_keep_ckpts=1))

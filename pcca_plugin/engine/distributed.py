@@ -19,6 +19,11 @@ from mmengine.registry import MODEL_WRAPPERS
 #: Launchers of mmengine's ``init_dist``.
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 CPU_BACKEND = 'gloo'
+#: Hooks that turn ``requires_grad`` off after the Runner wrapped the model in DDP. DDP
+#: registered those parameters when it was built and waits for their gradients, so it
+#: needs ``find_unused_parameters=True`` to finish every reduction.
+FREEZING_HOOKS = ('FreezeModulesHook', 'FreezeAllButClassifierHook')
+DDP_WRAPPER = 'MMDistributedDataParallel'
 
 
 @MODEL_WRAPPERS.register_module()
@@ -34,8 +39,16 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
         super().__init__(module=module, device_ids=None if on_cpu else device_ids, **kwargs)
 
 
+def freezes_parameters(cfg: Config) -> bool:
+    """Whether the config trains with a hook that freezes parameters (:data:`FREEZING_HOOKS`)."""
+    return any(hook.get('type') in FREEZING_HOOKS for hook in cfg.get('custom_hooks') or [])
+
+
 def configure_launcher(cfg: Config, launcher: str) -> Config:
     """Set ``cfg.launcher``; without CUDA, switch to gloo and the CPU DDP wrapper.
+
+    With a freezing hook (:data:`FREEZING_HOOKS`) the DDP wrapper gets
+    ``find_unused_parameters=True`` (unless the config says otherwise).
 
     Args:
         cfg: the loaded config (modified in place).
@@ -45,6 +58,10 @@ def configure_launcher(cfg: Config, launcher: str) -> Config:
         Config: ``cfg``.
     """
     cfg.launcher = launcher
+    if launcher != 'none' and freezes_parameters(cfg):
+        wrapper = dict(cfg.get('model_wrapper_cfg') or dict(type=DDP_WRAPPER))
+        wrapper.setdefault('find_unused_parameters', True)
+        cfg.model_wrapper_cfg = wrapper
     if launcher == 'none' or torch.cuda.is_available():
         return cfg
     env_cfg = cfg.setdefault('env_cfg', {})
@@ -55,8 +72,13 @@ def configure_launcher(cfg: Config, launcher: str) -> Config:
             logger='current',
         )
         dist_cfg['backend'] = CPU_BACKEND
-    if cfg.get('model_wrapper_cfg') is None:
+    wrapper = cfg.get('model_wrapper_cfg')
+    if wrapper is None:
         cfg.model_wrapper_cfg = dict(type='CPUDistributedDataParallel', broadcast_buffers=False)
+    elif wrapper.get('type') == DDP_WRAPPER:  # keep its options, drop the GPU device_ids
+        cfg.model_wrapper_cfg = dict(
+            dict(broadcast_buffers=False, **wrapper), type='CPUDistributedDataParallel'
+        )
     if launcher == 'pytorch' and not torch.distributed.is_initialized():
         # mmengine's init_dist calls torch.cuda.set_device first, which a CPU-only torch
         # cannot do; the Runner skips init_dist when the process group exists.

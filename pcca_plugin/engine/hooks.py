@@ -21,6 +21,7 @@ import torch.nn as nn
 from mmaction.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from torch.nn.parallel import DistributedDataParallel
 
 #: mmaction2's ``BBoxHeadAVA`` classifier inside ``FastRCNN``.
 DEFAULT_CLASSIFIER_PATH = 'roi_head.bbox_head.fc_cls'
@@ -57,6 +58,21 @@ def freeze_all_but(model: nn.Module, path: str) -> Tuple[int, int]:
     return trainable, total
 
 
+def check_ddp_allows_freezing(model: nn.Module, hook: str) -> None:
+    """Refuse to freeze inside a DDP wrapper that would wait for the frozen gradients.
+
+    The Runner wraps the model before any hook runs, so DDP registered every
+    parameter; without ``find_unused_parameters`` its second iteration fails.
+    """
+    if isinstance(model, DistributedDataParallel) and not model.find_unused_parameters:
+        raise RuntimeError(
+            f'{hook} freezes parameters of a model that DistributedDataParallel wrapped with '
+            "find_unused_parameters=False; set model_wrapper_cfg=dict(type='"
+            "MMDistributedDataParallel', find_unused_parameters=True) in the config "
+            '(tools/train.py does it for you)'
+        )
+
+
 def apply_frozen_modes(model: nn.Module, classifier: nn.Module) -> None:
     """Eval mode for the whole model, train mode for the classifier subtree."""
     model.eval()
@@ -84,6 +100,7 @@ class FreezeAllButClassifierHook(Hook):
 
     def before_train(self, runner) -> None:
         """Freeze (after ``load_from`` has been applied) and log the trainable count."""
+        check_ddp_allows_freezing(runner.model, type(self).__name__)
         model = self._unwrap(runner.model)
         trainable, total = freeze_all_but(model, self.classifier_path)
         self._classifier = model.get_submodule(self.classifier_path)
@@ -130,6 +147,7 @@ class FreezeModulesHook(Hook):
 
     def before_train(self, runner) -> None:
         """Freeze (after ``load_from`` has been applied) and log what is frozen."""
+        check_ddp_allows_freezing(runner.model, type(self).__name__)
         model = FreezeAllButClassifierHook._unwrap(runner.model)
         self._frozen = []
         for path in self.modules:

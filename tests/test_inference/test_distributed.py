@@ -20,6 +20,7 @@ METRIC_KEYS = ('frame_mAP@0.5', 'video_mAP@0.2', 'video_mAP@0.5')
 STRIDE_OPTION = 'test_dataloader.dataset.frame_stride=3'
 #: The tiny config trained with the class-balanced sampler: 4 draws per epoch in all.
 CLASS_BALANCED_CONFIG = """_base_ = [{base!r}]
+model = dict(init_cfg=None)  # no pretrained backbone in the tests: a random one, frozen
 train_dataloader = dict(
     batch_size=1,
     sampler=dict(_delete_=True, type='ClassBalancedSampler', num_samples=4, seed=0),

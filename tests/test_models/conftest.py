@@ -43,6 +43,9 @@ def make_sample(
 def build_model(cfg_path=TINY_PCCA, seed=0, **roi_head_overrides):
     """Build (and initialise) a detector from a model config with a fixed seed."""
     cfg = Config.fromfile(cfg_path)
+    # The toy configs start from the demo's pretrained backbone file (tests/test_tools
+    # checks that loading); here every model starts from seeded random weights.
+    cfg.model.init_cfg = None
     if roi_head_overrides:
         cfg.model.roi_head.update(roi_head_overrides)
     torch.manual_seed(seed)

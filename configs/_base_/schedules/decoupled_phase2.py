@@ -15,6 +15,9 @@ phase2_lr = 0.01
 phase2_sampler = dict(_delete_=True, type='ClassBalancedSampler', num_samples=None)
 
 custom_hooks = [dict(type='FreezeAllButClassifierHook', classifier_path=classifier_path)]
+# The hook freezes after the Runner wrapped the model in DDP, which then must not wait for
+# the frozen parameters' gradients (tools/train.py sets this by itself too).
+model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
 
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=phase2_epochs, val_begin=1, val_interval=1)
 val_cfg = dict(type='ValLoop')
