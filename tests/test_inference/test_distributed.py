@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from pcca_plugin.utils.pickle_io import load_pickle
 
@@ -120,18 +121,25 @@ def test_two_process_evaluation_equals_one_process(ddp_checkpoint, toy_root, tmp
     monkeypatch.chdir(toy_root)
     test_tool = load_tool('tools/test.py', 'pcca_tools_test')
     single_dets = str(tmp_path / 'single.pkl')
-    single = test_tool.main(
-        [
-            TINY_PCCA,
-            checkpoint,
-            '--work-dir',
-            str(tmp_path / 'single'),
-            '--dump-frame-detections',
-            single_dets,
-            '--cfg-options',
-            STRIDE_OPTION,
-        ]
-    )
+    # One thread, like each rank (subprocess_env): the same float summation order, so the
+    # comparison below checks the sharding, not the threading.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single = test_tool.main(
+            [
+                TINY_PCCA,
+                checkpoint,
+                '--work-dir',
+                str(tmp_path / 'single'),
+                '--dump-frame-detections',
+                single_dets,
+                '--cfg-options',
+                STRIDE_OPTION,
+            ]
+        )
+    finally:
+        torch.set_num_threads(threads)
     for key in METRIC_KEYS:
         assert dist_metrics[key] == pytest.approx(single[key], abs=1e-4), key
     a, b = load_pickle(dist_dets), load_pickle(single_dets)
