@@ -158,6 +158,30 @@ def test_interrupted_run_resumes_without_recomputing(quick_demo):
     assert {'test_pcca', 'test_decoupled', 'report'} <= set(final)
 
 
+def test_a_seeded_rerun_gives_the_same_figures(quick_demo, tmp_path, repo_root):
+    """Seed 0 again, from scratch, in its own process (the fixture ran it inside pytest, was
+    interrupted and resumed): every figure of the report is the same."""
+    command = [sys.executable, os.path.join(repo_root, 'tools', 'run_demo.py'), '--quick']
+    rerun = subprocess.run(
+        command + ['--seeds', '0', '--work-dir', str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    reports = []
+    for work_dir in (quick_demo['work_dir'], str(tmp_path)):
+        with open(os.path.join(run_demo.seed_work_dir(work_dir, 0), 'results.json')) as f:
+            reports.append(json.load(f))
+    for model in MODELS:
+        for key, _ in run_demo.TABLE_COLUMNS:
+            first, again = (report['table'][model][key] for report in reports)
+            assert again == pytest.approx(first, abs=1e-6), (model, key)
+        assert reports[1]['per_class_frame_ap'][model] == pytest.approx(
+            reports[0]['per_class_frame_ap'][model], abs=1e-6
+        )
+
+
 def test_heads_train_on_the_pretrained_backbone_which_stays_frozen(quick_demo):
     """Both phase-1 detectors hold exactly the pretrained backbone weights (loaded, then
     frozen), and that backbone differs from a fresh random initialisation."""
