@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from make_toy_sports import make_toy_sports  # tools/data (see tests/conftest.py)
+from mmengine.config import Config
 
 TINY_PCCA_CONFIG = 'configs/pcca/pcca_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb.py'
 #: The toy configs read their data from this path, relative to the working directory.
@@ -42,3 +43,49 @@ def test_mim_train_builds_plugin_components_and_trains(tmp_path, repo_root):
         assert registered in config_dump
     assert 'Epoch(train) [1]' in output
     assert (work_dir / 'epoch_1.pth').is_file()
+
+
+CLIP_CLASSIFIER_CONFIG = (
+    'configs/pcca/clip-classifier_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-clips-rgb.py'
+)
+
+
+def test_documented_toy_chain_pretrain_extract_train(tmp_path, repo_root):
+    """configs/pcca/README.md, toy-sports by hand: pretrain with mim, keep the backbone with
+    tools/extract_weights.py, train PCCA with mim on it (default paths, frozen)."""
+    from make_toy_sports import write_clip_level_annotations
+
+    make_toy_sports(str(tmp_path / CONFIG_DATA_ROOT), seed=0, num_train_videos=2, num_val_videos=2)
+    pretraining = tmp_path / CONFIG_DATA_ROOT / 'pretraining'
+    make_toy_sports(str(pretraining), seed=1000, num_train_videos=2, num_val_videos=2)
+    write_clip_level_annotations(str(pretraining))
+    env = dict(os.environ, PYTHONPATH=repo_root)
+    mim = osp.join(osp.dirname(sys.executable), 'mim')
+
+    def run(command):
+        result = subprocess.run(
+            command, cwd=tmp_path, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output[-3000:]
+        return output
+
+    one_epoch = ['--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_begin=2']
+    run([mim, 'train', 'mmaction', osp.join(repo_root, CLIP_CLASSIFIER_CONFIG)] + one_epoch)
+    pretrain_dir = tmp_path / 'work_dirs' / osp.splitext(osp.basename(CLIP_CLASSIFIER_CONFIG))[0]
+    tool = osp.join(repo_root, 'tools', 'extract_weights.py')
+    run(
+        [
+            sys.executable,
+            tool,
+            str(pretrain_dir / 'epoch_1.pth'),
+            str(pretrain_dir / 'backbone.pth'),
+        ]
+    )
+    output = run([mim, 'train', 'mmaction', osp.join(repo_root, TINY_PCCA_CONFIG)] + one_epoch)
+    backbone = Config.fromfile(osp.join(repo_root, TINY_PCCA_CONFIG)).pretrained_backbone
+    assert f'load model from: {backbone}' in output  # model.init_cfg, not just the dump
+    assert 'FreezeModulesHook:' in output and 'parameters frozen' in output
+    assert (
+        tmp_path / 'work_dirs' / osp.splitext(osp.basename(TINY_PCCA_CONFIG))[0] / 'epoch_1.pth'
+    ).is_file()
