@@ -77,7 +77,7 @@ TABLE_COLUMNS = (
     ('video_mAP@0.1:0.9', 'V@0.1:0.9'),
 )
 #: Free disk space the demo needs before it starts (data, checkpoints, videos; three
-#: seeds took 110 MiB).
+#: seeds took 184 MiB with the pretraining videos and checkpoints).
 REQUIRED_FREE_MB = 500
 STATE_FILE = 'demo_state.json'
 #: The demo's stages in the order they run.
