@@ -73,3 +73,28 @@ def test_bad_module_lists_fail_clearly():
     hook = FreezeModulesHook(modules=['neck'])
     with pytest.raises(AttributeError, match=r"'neck'.*'backbone', 'roi_head'\]"):
         hook.before_train(FakeRunner())
+
+
+def test_ddp_without_find_unused_parameters_is_refused_with_the_fix(tmp_path):
+    """Both freezing hooks freeze after the Runner's DDP wrap: they refuse a wrapper that
+    would wait for the frozen gradients, and accept one with find_unused_parameters."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from pcca_plugin.engine import FreezeAllButClassifierHook
+
+    dist.init_process_group(
+        'gloo', init_method=f'file://{tmp_path / "rendezvous"}', rank=0, world_size=1
+    )
+    try:
+        for hook in (FreezeModulesHook(), FreezeAllButClassifierHook()):
+            runner = type('FakeRunner', (), {})()
+            runner.model = DistributedDataParallel(TinyDetector())
+            with pytest.raises(RuntimeError, match='find_unused_parameters=True'):
+                hook.before_train(runner)
+            runner.model = DistributedDataParallel(TinyDetector(), find_unused_parameters=True)
+            runner.logger = type('Logger', (), {'info': staticmethod(lambda message: None)})()
+            hook.before_train(runner)
+            assert not all(p.requires_grad for p in runner.model.module.parameters())
+    finally:
+        dist.destroy_process_group()
