@@ -116,9 +116,6 @@ THREADS_PER_SEED = 1
 #: The pretraining videos of seed ``S`` are generated with seed ``S + PRETRAIN_SEED_OFFSET``:
 #: other videos than the detection data's, like Kinetics and MultiSports.
 PRETRAIN_SEED_OFFSET = 1000
-#: Where the pretraining videos go inside a seed's data folder (the clip-classifier config's
-#: ``clips_root``, relative to the toy data root).
-PRETRAIN_SUBDIR = 'pretraining'
 #: ``--quick``: one tail tube per split, so that 4 held-out videos still hold every class.
 QUICK_DATA_SIZES = dict(num_train_videos=8, num_val_videos=4, tail_tubes=dict(train=1, val=1))
 
@@ -369,7 +366,10 @@ def _run_seed(seed: int, work_dir: str, settings: DemoSettings) -> Dict:
         from make_toy_sports import make_toy_sports, write_clip_level_annotations
 
         summary = make_toy_sports(data_root, seed=seed, **settings.data_sizes)
-        pretraining_root = osp.join(data_root, PRETRAIN_SUBDIR)
+        # The pretraining videos go where the clip-classifier config reads them (its
+        # ``clips_root``, rebased into this seed's data root).
+        pretraining_cfg = load_demo_config('clip_classifier', data_root, work_dir, seed, settings)
+        pretraining_root = pretraining_cfg.clips_root
         make_toy_sports(pretraining_root, seed=seed + PRETRAIN_SEED_OFFSET, **settings.data_sizes)
         clips = write_clip_level_annotations(pretraining_root)
         return dict(data_root=data_root, gt_file=summary['gt_file'], clips=clips['ann_file'])

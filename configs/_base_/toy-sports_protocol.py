@@ -16,6 +16,10 @@
 #   < neg_iou_thr with every labelled box (idle players, players outside their tubes, false
 #   detections) learn "no class".
 toy_spatial_strides = (1, 2, 1, 1)
+toy_backbone = dict(
+    slow_pathway=dict(spatial_strides=toy_spatial_strides),
+    fast_pathway=dict(spatial_strides=toy_spatial_strides),
+)
 toy_featmap_stride = 8
 neg_iou_thr = 0.5
 neg_loss_weight = 1.0

@@ -13,10 +13,7 @@ _base_ = [
 
 model = dict(
     init_cfg=dict(type='Pretrained', checkpoint={{_base_.pretrained_backbone}}),
-    backbone=dict(
-        slow_pathway=dict(spatial_strides={{_base_.toy_spatial_strides}}),
-        fast_pathway=dict(spatial_strides={{_base_.toy_spatial_strides}}),
-    ),
+    backbone={{_base_.toy_backbone}},
     roi_head=dict(
         bbox_roi_extractor=dict(featmap_stride={{_base_.toy_featmap_stride}}),
         bbox_head=dict(

@@ -58,6 +58,11 @@ def freeze_all_but(model: nn.Module, path: str) -> Tuple[int, int]:
     return trainable, total
 
 
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The model inside a DDP (or other mmengine) wrapper; the model itself otherwise."""
+    return model.module if is_model_wrapper(model) else model
+
+
 def check_ddp_allows_freezing(model: nn.Module, hook: str) -> None:
     """Refuse to freeze inside a DDP wrapper that would wait for the frozen gradients.
 
@@ -94,14 +99,10 @@ class FreezeAllButClassifierHook(Hook):
         self.classifier_path = classifier_path
         self._classifier: Optional[nn.Module] = None
 
-    @staticmethod
-    def _unwrap(model: nn.Module) -> nn.Module:
-        return model.module if is_model_wrapper(model) else model
-
     def before_train(self, runner) -> None:
         """Freeze (after ``load_from`` has been applied) and log the trainable count."""
         check_ddp_allows_freezing(runner.model, type(self).__name__)
-        model = self._unwrap(runner.model)
+        model = unwrap_model(runner.model)
         trainable, total = freeze_all_but(model, self.classifier_path)
         self._classifier = model.get_submodule(self.classifier_path)
         runner.logger.info(
@@ -116,7 +117,7 @@ class FreezeAllButClassifierHook(Hook):
         ``before_train_epoch``, and validation leaves the model in eval mode, so the
         modes are set again right before every iteration.
         """
-        apply_frozen_modes(self._unwrap(runner.model), self._classifier)
+        apply_frozen_modes(unwrap_model(runner.model), self._classifier)
 
 
 @HOOKS.register_module()
@@ -148,7 +149,7 @@ class FreezeModulesHook(Hook):
     def before_train(self, runner) -> None:
         """Freeze (after ``load_from`` has been applied) and log what is frozen."""
         check_ddp_allows_freezing(runner.model, type(self).__name__)
-        model = FreezeAllButClassifierHook._unwrap(runner.model)
+        model = unwrap_model(runner.model)
         self._frozen = []
         for path in self.modules:
             try:

@@ -9,10 +9,7 @@
 _base_ = ['./slowfast-tiny_pcca.py', '../toy-sports_protocol.py']
 
 model = dict(
-    backbone=dict(
-        slow_pathway=dict(spatial_strides={{_base_.toy_spatial_strides}}),
-        fast_pathway=dict(spatial_strides={{_base_.toy_spatial_strides}}),
-    ),
+    backbone={{_base_.toy_backbone}},
     roi_head=dict(
         bbox_roi_extractor=dict(featmap_stride={{_base_.toy_featmap_stride}}),
         bbox_head=dict(
