@@ -76,9 +76,9 @@ def configure_launcher(cfg: Config, launcher: str) -> Config:
     if wrapper is None:
         cfg.model_wrapper_cfg = dict(type='CPUDistributedDataParallel', broadcast_buffers=False)
     elif wrapper.get('type') == DDP_WRAPPER:  # keep its options, drop the GPU device_ids
-        cfg.model_wrapper_cfg = dict(
-            dict(broadcast_buffers=False, **wrapper), type='CPUDistributedDataParallel'
-        )
+        cpu_wrapper = dict(broadcast_buffers=False)
+        cpu_wrapper.update(wrapper, type='CPUDistributedDataParallel')
+        cfg.model_wrapper_cfg = cpu_wrapper
     if launcher == 'pytorch' and not torch.distributed.is_initialized():
         # mmengine's init_dist calls torch.cuda.set_device first, which a CPU-only torch
         # cannot do; the Runner skips init_dist when the process group exists.

@@ -203,3 +203,25 @@ def test_class_balanced_draws_split_across_ranks(in_toy_root):
         single, rank0, rank1 = draws(0, 1), draws(0, 2), draws(1, 2)
     assert len(rank0) == len(rank1) == 5
     assert rank0 == single[0::2] and rank1 == single[1::2]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU wrapper choice')
+def test_launcher_config_for_frozen_parameters_on_cpu():
+    """A freezing hook gets find_unused_parameters; a DDP wrapper's own options survive the
+    switch to the CPU wrapper (broadcast_buffers given in the config included)."""
+    from mmengine.config import Config
+
+    from pcca_plugin.engine import configure_launcher
+
+    frozen = [dict(type='FreezeModulesHook', modules=['backbone'])]
+    cfg = configure_launcher(Config(dict(custom_hooks=frozen)), 'slurm')
+    assert cfg.model_wrapper_cfg == dict(
+        type='CPUDistributedDataParallel', broadcast_buffers=False, find_unused_parameters=True
+    )
+    wrapper = dict(type='MMDistributedDataParallel', broadcast_buffers=True)
+    cfg = configure_launcher(Config(dict(custom_hooks=frozen, model_wrapper_cfg=wrapper)), 'slurm')
+    assert cfg.model_wrapper_cfg == dict(
+        type='CPUDistributedDataParallel', broadcast_buffers=True, find_unused_parameters=True
+    )
+    cfg = configure_launcher(Config(dict()), 'slurm')
+    assert cfg.model_wrapper_cfg == dict(type='CPUDistributedDataParallel', broadcast_buffers=False)
