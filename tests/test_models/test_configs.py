@@ -35,9 +35,9 @@ def config_id(path):
 def test_expected_configs_exist():
     names = [config_id(path) for path in PCCA_CONFIGS]
     for needed in (
-        'pcca_slowfast-r101-k600-pre_8xb4-8x8x1-12e_multisports-rgb-256x455.py',
-        'linear_slowfast-r101-k600-pre_8xb4-8x8x1-12e_multisports-rgb-256x455.py',
-        'pcca_slowfast-r101-k600-pre_8xb3-8x8x1-12e_multisports-rgb-360x640.py',
+        'pcca_slowfast-r101-k400-pre_8xb4-8x8x1-12e_multisports-rgb-256x455.py',
+        'linear_slowfast-r101-k400-pre_8xb4-8x8x1-12e_multisports-rgb-256x455.py',
+        'pcca_slowfast-r101-k400-pre_8xb3-8x8x1-12e_multisports-rgb-360x640.py',
     ):
         assert needed in names
     assert len(TINY) >= 2
