@@ -57,6 +57,8 @@ setup(
             'pytest-timeout',
             'hypothesis',
             'ruff==0.17.6',
+            # mmengine's TensorboardVisBackend (torch.utils.tensorboard); docs/inference.md.
+            'tensorboard',
         ],
     },
     classifiers=[
