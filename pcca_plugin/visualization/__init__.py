@@ -1,5 +1,27 @@
 """Pictures and videos of results: linked tubes drawn on frames."""
 
-from .tubes import draw_tubes, read_video_frames, tubes_for_video, write_gif, write_mp4
+from .tubes import (
+    LabelBox,
+    TubeDrawing,
+    draw_tubes,
+    place_labels,
+    read_video_frames,
+    render_tubes,
+    tube_colour,
+    tubes_for_video,
+    write_gif,
+    write_mp4,
+)
 
-__all__ = ['draw_tubes', 'read_video_frames', 'tubes_for_video', 'write_gif', 'write_mp4']
+__all__ = [
+    'LabelBox',
+    'TubeDrawing',
+    'draw_tubes',
+    'place_labels',
+    'read_video_frames',
+    'render_tubes',
+    'tube_colour',
+    'tubes_for_video',
+    'write_gif',
+    'write_mp4',
+]

@@ -12,9 +12,12 @@ detector of ``tools/det/generate_proposals.py``) or from a proposal pickle
 1-based frame number or ``'<video_name>,<frame>'``). Every frame with persons
 scoring at least the config's ``person_det_score_thr`` is a key frame; its
 clip is scored by the action detector, the frames' detections are linked into
-tubes (official MultiSports linking) and drawn. Any video OpenCV or decord
-reads works, at any resolution and frame rate; the output keeps the frame
-count and rate (small videos are upscaled to 240 px high for legible labels).
+tubes (official MultiSports linking) and drawn: each tube in its own colour,
+its ``#id label score`` label stacked with the other labels of the frame
+(several tubes on one person never overwrite each other) inside the frame,
+and a legend of the frame's tubes. Any video OpenCV or decord reads works, at
+any resolution and frame rate; the output keeps the frame count and rate
+(small videos are upscaled to 240 px high for legible labels).
 """
 
 import argparse
