@@ -1,43 +1,50 @@
-"""Benchmark the MultiSports evaluator against mmaction2 1.2.0's port on a MultiSports-sized case.
+"""Benchmark ``tools/eval_multisports.py`` on a MultiSports-sized case, with the official frameAP.
 
 The synthetic case mirrors the MultiSports validation set: 555 videos x 750
 frames, 8 person tracks per video, every person box scored for its 3 best
-of 66 classes (about 10 million frame detections), about 12 GT tubes per
-video following the persons.
+of 66 classes (9,990,000 frame detections), about 12 GT tubes per video
+following the persons. It is written as the official files
+(``gt.pkl``, ``frame_detections.pkl``).
 
-Stages timed, for ours (whole case, ``--repeats`` runs, medians) and for
-mmaction2's ``frameAP`` / ``link_tubes`` / ``videoAP`` (a subset of videos,
-extrapolated linearly to the whole case because a full run takes hours):
-frame-mAP@0.5, linking, video-mAP at 0.2 and 0.5 and over 0.1:0.9. Ours runs
-in a child process so that its peak memory (``ru_maxrss``) covers exactly
-loading the detections and evaluating them.
+Measured in one run, each command a fresh process as a user runs it:
 
-mmaction2 1.2.0's ``iou3dt_voc`` calls ``int()`` on a one-element array,
-which numpy 2 rejects; for timing it is replaced by the same function
-indexing ``[0]`` (the only change). Its ``link_tubes`` stores a stale score
-per box (a known defect), so only its time is compared, not its tubes.
+* ``eval_multisports.py frameAP`` and ``eval_multisports.py link``: the wall
+  time of the whole process (interpreter start and imports included), the
+  in-process time (``seconds`` of the command's ``--json`` report: reading
+  the files, evaluating, writing), and the peak resident memory of the
+  process (``ru_maxrss`` from ``os.wait4``);
+* the official ``frameAP`` (mmaction2 1.2.0's port of the official
+  ``evaluate_multisports.py``, loaded from its file so that only numpy,
+  ``mmengine.logging`` and ``rich`` are imported, as the official script
+  imports only numpy), reading the detections with ``pickle.load`` as the
+  official script does: the same three figures.
+
+Its frame-mAP and ours are printed side by side; under the same numpy they
+are identical. ``--quick`` runs the same on a 3-video case (the test suite
+runs it and checks the table's columns).
 
 Usage::
 
-    python tools/benchmark_eval.py --out work_dirs/bench [--videos 555] [--repeats 3]
+    python tools/benchmark_eval.py --out work_dirs/benchmark_eval
+    python tools/benchmark_eval.py --quick --out /tmp/benchmark_eval
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import os.path as osp
+import pickle
 import resource
-import statistics
 import subprocess
 import sys
 import time
 
-import numpy as np
+import numpy as np  # ~25 MiB; the case itself is generated in a child process
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
-
-import pcca_plugin  # noqa: E402,F401  (compatibility fixes before any mmaction import)
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
 
 #: MultiSports validation-set size.
 NUM_VIDEOS = 555
@@ -50,7 +57,21 @@ GT_TUBE_LENGTH = (20, 120)
 FRAME_SIZE = (720, 1280)  # (height, width)
 DOMINANT_SEGMENT = 60  # frames during which a person's top class stays the same
 GT_CLASS_PROBABILITY = 0.8  # chance that a person inside a GT tube scores its class first
-STAGES = ('frame_mAP@0.5', 'linking', 'video_mAP@0.2', 'video_mAP@0.5', 'video_mAP@0.1:0.9')
+#: Videos of the ``--quick`` case.
+QUICK_VIDEOS = 3
+#: Columns of the printed table (documented in docs/evaluation.md).
+COLUMNS = ('command', 'CLI wall s', 'in-process s', 'peak RSS MiB')
+#: Rows of the printed table, in order.
+ROWS = (
+    'eval_multisports.py frameAP',
+    'eval_multisports.py link',
+    'frameAP + link (sum; RSS: max)',
+    'official frameAP (mmaction2 1.2.0 port)',
+)
+#: The bars of issue 14 for frameAP + link on the MultiSports-sized case.
+TIME_BAR_S = 10.0
+RSS_BAR_MIB = 1024.0
+KIB_PER_MIB = 1024.0
 
 
 def make_labels():
@@ -138,137 +159,101 @@ def generate(num_videos: int, seed: int = 0):
     return gt, dets
 
 
-def run_ours(folder: str, repeats: int) -> dict:
-    """Child process: load the case and time our stages."""
-    from pcca_plugin.evaluation.functional import VideoAPEvaluator, frame_ap, link_tubes
-    from pcca_plugin.evaluation.functional.ground_truth import GroundTruth
-    from pcca_plugin.utils.pickle_io import load_pickle
+def write_case(folder: str, videos: int) -> None:
+    """Child process: write ``gt.pkl``, ``frame_detections.pkl`` and ``case.json``."""
+    from pcca_plugin.utils.pickle_io import dump_pickle
 
-    times = {stage: [] for stage in STAGES + ('total',)}
-    figures = {}
-    for _ in range(repeats):
-        begin = time.perf_counter()
-        gt = GroundTruth.from_dict(load_pickle(osp.join(folder, 'gt.pkl')))
-        dets = np.load(osp.join(folder, 'frame_dets.npy'))
-        load_time = time.perf_counter() - begin
-        t0 = time.perf_counter()
-        figures['frame_mAP@0.5'] = frame_ap(gt, dets, 0.5).mean_ap
-        t1 = time.perf_counter()
-        tubes = link_tubes(gt, dets)
-        t2 = time.perf_counter()
-        evaluator = VideoAPEvaluator(gt, tubes)
-        prep = time.perf_counter() - t2
-        t3 = time.perf_counter()
-        figures['video_mAP@0.2'] = evaluator.ap(0.2).mean_ap
-        t4 = time.perf_counter()
-        figures['video_mAP@0.5'] = evaluator.ap(0.5).mean_ap
-        t5 = time.perf_counter()
-        figures['video_mAP@0.1:0.9'] = evaluator.range_map('0.10:0.90')
-        t6 = time.perf_counter()
-        times['frame_mAP@0.5'].append(t1 - t0)
-        times['linking'].append(t2 - t1)
-        # The ST-IoU computation is shared by all thresholds; it is charged to video-mAP@0.2.
-        times['video_mAP@0.2'].append(prep + t4 - t3)
-        times['video_mAP@0.5'].append(t5 - t4)
-        times['video_mAP@0.1:0.9'].append(t6 - t5)
-        times['total'].append(load_time + t6 - t0)
-        figures['num_tubes'] = int(sum(len(v) for v in tubes.values()))
-        del dets, tubes, evaluator
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB -> MiB
-    return dict(
-        times=times,
-        figures=figures,
-        peak_mib=peak,
-        num_dets=int(np.load(osp.join(folder, 'frame_dets.npy'), mmap_mode='r').shape[0]),
+    os.makedirs(folder, exist_ok=True)
+    gt, dets = generate(videos)
+    dump_pickle(gt, osp.join(folder, 'gt.pkl'))
+    dump_pickle(dets, osp.join(folder, 'frame_detections.pkl'))
+    with open(osp.join(folder, 'case.json'), 'w') as f:
+        json.dump(dict(videos=videos, frame_detections=int(dets.shape[0])), f)
+
+
+def _official_frame_ap_module():
+    """mmaction2 1.2.0's ``multisports_utils`` loaded from its file, without importing mmaction."""
+    spec = importlib.util.find_spec('mmaction')
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit('the official frameAP comes from mmaction2 1.2.0: pip install mmaction2')
+    path = osp.join(
+        spec.submodule_search_locations[0], 'evaluation', 'functional', 'multisports_utils.py'
     )
+    module_spec = importlib.util.spec_from_file_location('official_multisports_utils', path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
 
 
-def _fixed_iou3dt(multisports_utils):
-    """mmaction2's iou3dt_voc with ``[0]`` added so that numpy 2 accepts it (timing only)."""
-
-    def iou3dt_voc(b1, b2, spatialonly=False, temporalonly=False):
-        tmin = max(b1[0, 0], b2[0, 0])
-        tmax = min(b1[-1, 0], b2[-1, 0])
-        if tmax < tmin:
-            return 0.0
-        inter = tmax - tmin
-        union = max(b1[-1, 0], b2[-1, 0]) - min(b1[0, 0], b2[0, 0])
-        first1, last1 = np.where(b1[:, 0] == tmin)[0][0], np.where(b1[:, 0] == tmax)[0][0]
-        first2, last2 = np.where(b2[:, 0] == tmin)[0][0], np.where(b2[:, 0] == tmax)[0][0]
-        if temporalonly:
-            return inter / union
-        spatial = multisports_utils.iou3d_voc(b1[first1 : last1 + 1], b2[first2 : last2 + 1])
-        return spatial * (1.0 if spatialonly else inter / union)
-
-    return iou3dt_voc
-
-
-def run_mmaction(folder: str, num_videos: int) -> dict:
-    """Child process: mmaction2's functions on the first ``num_videos`` videos, and ours on them."""
-    from mmaction.evaluation.functional import multisports_utils as mu
+def run_official(folder: str) -> dict:
+    """Child process: the official frameAP as the official script runs it (``pickle.load``)."""
     from mmengine.logging import MMLogger
 
-    from pcca_plugin.evaluation.functional import VideoAPEvaluator, frame_ap, link_tubes
-    from pcca_plugin.utils.pickle_io import load_pickle
-
+    official = _official_frame_ap_module()
     MMLogger.get_instance('benchmark_eval')
-    mu.iou3dt_voc = _fixed_iou3dt(mu)
-    gt = load_pickle(osp.join(folder, 'gt.pkl'))
-    dets = np.load(osp.join(folder, 'frame_dets.npy'))
-    total_dets = dets.shape[0]
-    videos = gt['test_videos'][0][:num_videos]
-    gt['test_videos'] = [videos]
-    dets = dets[dets[:, 0] < num_videos]
-    times, figures = {}, {}
-    t0 = time.perf_counter()
-    figures['mm_frame_mAP@0.5'] = float(mu.frameAP(gt, dets, 0.5, print_info=False))
-    t1 = time.perf_counter()
-    mm_tubes = mu.link_tubes(gt, dets, len_thre=15)
-    t2 = time.perf_counter()
-    ours_tubes = link_tubes(gt, dets)
-    # Score the same tubes (ours) with both, so that the figures can be compared.
-    t3 = time.perf_counter()
-    figures['mm_video_mAP@0.2'] = float(mu.videoAP(gt, ours_tubes, 0.2, print_info=False))
-    t4 = time.perf_counter()
-    figures['mm_video_mAP@0.5'] = float(mu.videoAP(gt, ours_tubes, 0.5, print_info=False))
-    t5 = time.perf_counter()
-    total = 0
-    for i in range(9):
-        total += mu.videoAP(gt, ours_tubes, 0.1 + 0.1 * i, print_info=False)
-    figures['mm_video_mAP@0.1:0.9'] = float(total / 9.0)
-    t6 = time.perf_counter()
-    times = {
-        'frame_mAP@0.5': t1 - t0,
-        'linking': t2 - t1,
-        'video_mAP@0.2': t4 - t3,
-        'video_mAP@0.5': t5 - t4,
-        'video_mAP@0.1:0.9': t6 - t5,
+    begin = time.perf_counter()
+    with open(osp.join(folder, 'gt.pkl'), 'rb') as f:
+        gt = pickle.load(f)
+    with open(osp.join(folder, 'frame_detections.pkl'), 'rb') as f:
+        dets = pickle.load(f)
+    mean_ap = float(official.frameAP(gt, dets, 0.5, print_info=False))
+    return dict(seconds=time.perf_counter() - begin, frame_mAP=mean_ap)
+
+
+def _measure(command: list, env: dict) -> dict:
+    """Run ``command``; its wall time and peak RSS (MiB) from ``os.wait4``."""
+    begin = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - begin
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f'{" ".join(command)} failed with exit code {process.returncode}')
+    return dict(wall_s=wall, peak_mib=usage.ru_maxrss / KIB_PER_MIB)  # Linux: KiB
+
+
+def measure_all(folder: str) -> dict:
+    """Both CLI commands and the official frameAP, each a fresh process."""
+    env = dict(os.environ)
+    cli = osp.join(REPO, 'tools', 'eval_multisports.py')
+    gt, dets = osp.join(folder, 'gt.pkl'), osp.join(folder, 'frame_detections.pkl')
+    rows = {}
+    commands = {
+        ROWS[0]: ['frameAP', gt, dets],
+        ROWS[1]: ['link', gt, dets, '-o', osp.join(folder, 'video_detections.pkl')],
     }
-    evaluator = VideoAPEvaluator(gt, ours_tubes)
-    figures['ours_frame_mAP@0.5'] = frame_ap(gt, dets, 0.5).mean_ap
-    figures['ours_video_mAP@0.2'] = evaluator.ap(0.2).mean_ap
-    figures['ours_video_mAP@0.5'] = evaluator.ap(0.5).mean_ap
-    figures['ours_video_mAP@0.1:0.9'] = evaluator.range_map('0.10:0.90')
-    figures['mm_num_tubes'] = int(sum(len(v) for v in mm_tubes.values()))
-    return dict(
-        times=times,
-        figures=figures,
-        subset_videos=num_videos,
-        subset_dets=int(dets.shape[0]),
-        total_dets=total_dets,
+    for name, arguments in commands.items():
+        report = osp.join(folder, f'{arguments[0]}.json')
+        command = [sys.executable, cli] + arguments + ['--no-progress', '--json', report]
+        rows[name] = _measure(command, env)
+        with open(report) as f:
+            rows[name]['report'] = json.load(f)
+        rows[name]['in_process_s'] = rows[name]['report']['seconds']
+    first, second = rows[ROWS[0]], rows[ROWS[1]]
+    rows[ROWS[2]] = dict(
+        wall_s=first['wall_s'] + second['wall_s'],
+        in_process_s=first['in_process_s'] + second['in_process_s'],
+        peak_mib=max(first['peak_mib'], second['peak_mib']),
     )
-
-
-def _child(mode: str, folder: str, arg: int) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS='2', OPENBLAS_NUM_THREADS='2', MKL_NUM_THREADS='2')
-    out = osp.join(folder, f'{mode}.json')
-    subprocess.run(
-        [sys.executable, __file__, '--child', mode, '--out', folder, '--child-arg', str(arg)],
-        check=True,
-        env=env,
-    )
+    out = osp.join(folder, 'official.json')
+    command = [sys.executable, __file__, '--child', 'official', '--out', folder]
+    rows[ROWS[3]] = _measure(command, env)
     with open(out) as f:
-        return json.load(f)
+        official = json.load(f)
+    rows[ROWS[3]]['in_process_s'] = official['seconds']
+    rows[ROWS[3]]['frame_mAP'] = official['frame_mAP']
+    return rows
+
+
+def format_table(rows: dict) -> str:
+    """The markdown table of :data:`COLUMNS` x :data:`ROWS`."""
+    lines = ['| ' + ' | '.join(COLUMNS) + ' |', '| --- | ---: | ---: | ---: |']
+    for name in ROWS:
+        row = rows[name]
+        lines.append(
+            f'| {name} | {row["wall_s"]:.2f} | {row["in_process_s"]:.2f} | {row["peak_mib"]:.0f} |'
+        )
+    return '\n'.join(lines)
 
 
 def main() -> None:
@@ -279,73 +264,57 @@ def main() -> None:
         '--out', default='work_dirs/benchmark_eval', help='folder for the case and results'
     )
     parser.add_argument('--videos', type=int, default=NUM_VIDEOS, help='videos in the case')
-    parser.add_argument('--repeats', type=int, default=3, help='runs of ours (medians reported)')
     parser.add_argument(
-        '--mm-videos', type=int, default=8, help='videos for mmaction2 (extrapolated)'
+        '--quick', action='store_true', help=f'a {QUICK_VIDEOS}-video case (for the tests)'
     )
-    parser.add_argument('--skip-mmaction', action='store_true', help='time ours only')
-    parser.add_argument('--child', choices=['ours', 'mmaction'], help=argparse.SUPPRESS)
-    parser.add_argument('--child-arg', type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument('--child', choices=['official', 'generate'], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        result = (
-            run_ours(args.out, args.child_arg)
-            if args.child == 'ours'
-            else run_mmaction(args.out, args.child_arg)
-        )
-        with open(osp.join(args.out, f'{args.child}.json'), 'w') as f:
-            json.dump(result, f, indent=2)
+    videos = QUICK_VIDEOS if args.quick else args.videos
+    if args.child == 'official':
+        result = run_official(args.out)
+        with open(osp.join(args.out, 'official.json'), 'w') as f:
+            json.dump(result, f)
         return
-    from pcca_plugin.utils.pickle_io import dump_pickle
-
+    if args.child == 'generate':
+        write_case(args.out, videos)
+        return
     os.makedirs(args.out, exist_ok=True)
-    print(f'generating {args.videos} videos x {FRAMES_PER_VIDEO} frames ...', flush=True)
-    gt, dets = generate(args.videos)
-    dump_pickle(gt, osp.join(args.out, 'gt.pkl'))
-    np.save(osp.join(args.out, 'frame_dets.npy'), dets)
-    print(f'{dets.shape[0]} frame detections; timing ours ({args.repeats} runs) ...', flush=True)
-    del gt, dets
-    ours = _child('ours', args.out, args.repeats)
-    report = dict(ours=ours, videos=args.videos)
-    if not args.skip_mmaction:
-        print(f'timing mmaction2 1.2.0 on {args.mm_videos} videos ...', flush=True)
-        mm = _child('mmaction', args.out, args.mm_videos)
-        report['mmaction'] = mm
-    lines = [
-        '| stage | ours, median s | mmaction2 1.2.0, s (extrapolated) | speed-up |',
-        '| --- | ---: | ---: | ---: |',
-    ]
-    ours_total = 0.0
-    mm_total = 0.0
-    for stage in STAGES:
-        ours_s = statistics.median(ours['times'][stage])
-        ours_total += ours_s
-        cell, ratio = 'n/a', 'n/a'
-        if 'mmaction' in report:
-            mm = report['mmaction']
-            scale = (
-                mm['total_dets'] / mm['subset_dets']
-                if stage == 'frame_mAP@0.5'
-                else args.videos / mm['subset_videos']
-            )
-            mm_s = mm['times'][stage] * scale
-            mm_total += mm_s
-            cell, ratio = f'{mm_s:.1f}', f'{mm_s / ours_s:.0f}x'
-        lines.append(f'| {stage} | {ours_s:.2f} | {cell} | {ratio} |')
-    total_ratio = f'{mm_total / ours_total:.0f}x' if mm_total else 'n/a'
-    lines.append(
-        f'| **all stages** | **{ours_total:.2f}** | **{mm_total:.1f}** | **{total_ratio}** |'
+    print(f'generating {videos} videos x {FRAMES_PER_VIDEO} frames ...', flush=True)
+    # In a child: a command's ru_maxrss includes this process's memory at spawn, kept small.
+    generator = [sys.executable, __file__, '--child', 'generate', '--out', args.out]
+    subprocess.run(generator + ['--videos', str(videos)], check=True)
+    with open(osp.join(args.out, 'case.json')) as f:
+        num_dets = json.load(f)['frame_detections']
+    print(f'{num_dets} frame detections; running the commands ...', flush=True)
+    rows = measure_all(args.out)
+    table = format_table(rows)
+    ours = rows[ROWS[0]]['report']['frameAP']['mAP']
+    official = rows[ROWS[3]]['frame_mAP']
+    pair = rows[ROWS[2]]
+    report = dict(
+        videos=videos,
+        frames_per_video=FRAMES_PER_VIDEO,
+        frame_detections=num_dets,
+        numpy=np.__version__,
+        cpus=os.cpu_count(),
+        rows={name: {k: v for k, v in row.items() if k != 'report'} for name, row in rows.items()},
+        frame_mAP=dict(ours=ours, official=official, identical=ours == official),
+        table=table,
     )
-    end_to_end = statistics.median(ours['times']['total'])
-    lines.append(f'| end to end incl. loading (median) | {end_to_end:.2f} | | |')
-    report['table'] = '\n'.join(lines)
     with open(osp.join(args.out, 'report.json'), 'w') as f:
         json.dump(report, f, indent=2)
-    print(report['table'])
-    print(f'peak memory (ours, whole child process): {ours["peak_mib"]:.0f} MiB')
-    print(f'figures (ours, whole case): {ours["figures"]}')
-    if 'mmaction' in report:
-        print(f'subset figures (mmaction2 vs ours): {report["mmaction"]["figures"]}')
+    print(f'case: {videos} videos x {FRAMES_PER_VIDEO} frames, {num_dets} frame detections')
+    print(table)
+    print(f'frame-mAP@0.5: ours {ours!r}, official {official!r}, identical: {ours == official}')
+    print(
+        f'frameAP + link: {pair["wall_s"]:.2f} s wall (bar <= {TIME_BAR_S:g} s), peak RSS '
+        f'{pair["peak_mib"]:.0f} MiB (bar <= {RSS_BAR_MIB:.0f} MiB)'
+    )
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MIB
+    print(
+        f'numpy {np.__version__}, {os.cpu_count()} CPUs; this script held {own:.0f} MiB when it '
+        'started the commands (a floor of their peak RSS)'
+    )
 
 
 if __name__ == '__main__':

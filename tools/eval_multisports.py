@@ -9,9 +9,16 @@ Usage::
     python tools/eval_multisports.py link GT.pkl FRAME_DETS.pkl -o VIDEO_DETS.pkl
 
 Options: ``--json OUT.json`` writes every figure (overall and per class);
-``--plot DIR`` writes a per-class AP bar chart and PR curves as PNG.
-Pickles are read with a restricted unpickler (numpy arrays and builtin
-containers only) and written readable by numpy 1.x and 2.x.
+``--plot DIR`` writes a per-class AP bar chart and PR curves as PNG;
+``--tie-order stable`` ranks tied scores in input order (the same figures on
+every machine) instead of numpy's default sort as the official tool does
+(``docs/protocol.md``, "Tied scores"). Pickles are read with a restricted
+unpickler (numpy arrays and builtin containers only) and written readable by
+numpy 1.x and 2.x; frame detections may also be an ``(M, 8)`` ``.npy`` file,
+which is memory-mapped.
+
+Only numpy (and matplotlib for ``--plot``) is imported: no torch and no
+OpenMMLab package, so a run costs its evaluation, not imports.
 """
 
 import argparse
@@ -19,6 +26,7 @@ import json
 import os
 import os.path as osp
 import sys
+import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:
@@ -28,6 +36,7 @@ from pcca_plugin.evaluation.functional import (  # noqa: E402
     ERROR_COLUMNS,
     MIN_TUBE_LENGTH,
     MIN_TUBE_SCORE,
+    TIE_ORDERS,
     VIDEO_IOU_RANGES,
     VideoAPEvaluator,
     frame_ap,
@@ -61,10 +70,19 @@ def parse_args(argv=None):
         '--score-thr', type=float, default=MIN_TUBE_SCORE, help='link: minimum tube score'
     )
     parser.add_argument(
-        '--json', help='write every figure (overall and per class) to this JSON file'
+        '--json',
+        help='write every figure (overall and per class) and the time spent to this JSON file',
     )
     parser.add_argument(
         '--plot', help='write per-class AP bars and PR curves (PNG) into this folder'
+    )
+    parser.add_argument(
+        '--tie-order',
+        choices=TIE_ORDERS,
+        default='official',
+        help="official: rank tied scores with numpy's default argsort, as the official tool "
+        '(figures then match it under the same numpy build); stable: ties in input order, '
+        'the same figures on every machine',
     )
     parser.add_argument('--no-progress', action='store_true', help='hide progress bars')
     args = parser.parse_args(argv)
@@ -123,25 +141,39 @@ def plot_results(folder: str, title: str, result) -> list:
 
 
 def main(argv=None) -> dict:
+    """Run one task; returns the report (also written with ``--json``).
+
+    The report's ``seconds`` is the time spent in this function: reading the
+    files, evaluating, writing the outputs (not the interpreter start or the
+    imports).
+    """
+    begin = time.perf_counter()
     args = parse_args(argv)
     progress = not args.no_progress
     gt = load_ground_truth(args.groundtruth)
-    report = dict(task=args.task, groundtruth=args.groundtruth, detections=args.detections)
+    report = dict(
+        task=args.task,
+        groundtruth=args.groundtruth,
+        detections=args.detections,
+        tie_order=args.tie_order,
+    )
     plots = []
+    ties = args.tie_order
+    keep_pr = bool(args.plot)  # the PR arrays of 10 M detections would double the memory
     if args.task == 'frameAP':
-        result = frame_ap(gt, args.detections, args.thr, keep_pr=True, progress=progress)
+        result = frame_ap(gt, args.detections, args.thr, keep_pr, progress, ties)
         print_table(f'frameAP_{args.thr}\n', result.per_class, result.mean_ap)
         report['frameAP'] = result.to_dict()
         if args.plot:
             plots += plot_results(args.plot, f'frame AP@{args.thr:g}', result)
     elif args.task == 'videoAP':
-        result = VideoAPEvaluator(gt, args.detections, progress).ap(args.thr, keep_pr=True)
+        result = VideoAPEvaluator(gt, args.detections, progress, ties).ap(args.thr, keep_pr)
         print_table(f'VideoAP_{args.thr}\n', result.per_class, result.mean_ap)
         report['videoAP'] = result.to_dict()
         if args.plot:
             plots += plot_results(args.plot, f'video AP@{args.thr:g}', result)
     elif args.task == 'videoAP_all':
-        evaluator = VideoAPEvaluator(gt, args.detections, progress)
+        evaluator = VideoAPEvaluator(gt, args.detections, progress, ties)
         report['videoAP_all'] = {}
         for name in VIDEO_IOU_RANGES:
             report['videoAP_all'][name] = evaluator.range_map(name)
@@ -157,7 +189,7 @@ def main(argv=None) -> dict:
             main_range = evaluator.ap(0.5, keep_pr=True)
             plots += plot_results(args.plot, 'video AP@0.5', main_range)
     elif args.task == 'videoAP_error':
-        result = video_ap_error(gt, args.detections, args.thr, progress)
+        result = video_ap_error(gt, args.detections, args.thr, progress, ties)
         print('Error Analysis\n')
         print(
             f'{"label":{NAME_WIDTH}s} ' + ' '.join(f'{ERROR_TITLES[c]:>9s}' for c in ERROR_COLUMNS)
@@ -170,7 +202,9 @@ def main(argv=None) -> dict:
         )
         report['videoAP_error'] = result
     else:  # link
-        tubes = link_tubes(gt, args.detections, args.len_thr, args.score_thr, progress=progress)
+        tubes = link_tubes(
+            gt, args.detections, args.len_thr, args.score_thr, progress=progress, tie_order=ties
+        )
         dump_pickle(tubes, args.out)
         count = sum(len(v) for v in tubes.values())
         print(f'{count} tubes written to {args.out}')
@@ -180,11 +214,14 @@ def main(argv=None) -> dict:
     if plots:
         report['plots'] = plots
         print('plots: ' + ', '.join(plots))
+    report['seconds'] = time.perf_counter() - begin
     if args.json:
         folder = osp.dirname(osp.abspath(args.json))
         os.makedirs(folder, exist_ok=True)
-        with open(args.json, 'w') as f:
+        partial = f'{args.json}.partial'
+        with open(partial, 'w') as f:
             json.dump(report, f, indent=2)
+        os.replace(partial, args.json)  # never a half-written report
     return report
 
 

@@ -36,7 +36,7 @@ def multisports_to_coco(
     """Build a COCO detection dict (category ``person``) from MultiSports GT.
 
     Args:
-        gt: MultiSports GT dict (``shared/docs/multisports_protocol.md``).
+        gt: MultiSports GT dict (``docs/protocol.md``).
         videos: videos to convert, in output order.
         filename_tmpl: frame file name inside ``<video_name>/``, formatted
             with the 1-based frame number.

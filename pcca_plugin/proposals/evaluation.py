@@ -6,7 +6,7 @@ tube annotations*, because most frames of an untrimmed MultiSports video have
 no boxes and every detection there would count as a false positive.
 
 Definitions (all boxes compared with the evaluation IoU of
-``shared/docs/multisports_protocol.md``: area ``(x2 - x1) * (y2 - y1)``, no +1):
+``docs/protocol.md``: area ``(x2 - x1) * (y2 - y1)``, no +1):
 
 * **Evaluated frames**: every ``(video, frame)`` of the evaluated videos that
   has at least one ground-truth box in some tube (any action class). The
@@ -77,7 +77,7 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
 
     Prepends recall 0 / precision 0, appends recall 1 / precision 0, makes the
     precision non-increasing from the right and sums ``(r[i] - r[i-1]) * p[i]``
-    where the recall changes (``shared/docs/multisports_protocol.md``).
+    where the recall changes (``docs/protocol.md``).
 
     Args:
         recall (np.ndarray[D]): recall after each ranked detection.
@@ -96,7 +96,7 @@ def gt_person_boxes(
     """Ground-truth person boxes of every annotated frame, normalised to [0, 1].
 
     Args:
-        gt: a MultiSports GT dict (``shared/docs/multisports_protocol.md``).
+        gt: a MultiSports GT dict (``docs/protocol.md``).
         videos: the videos to take (e.g. ``gt['test_videos'][0]``).
         source: file name for error messages.
 

@@ -40,7 +40,7 @@ def frame_person_boxes(gt: Mapping, video: str, source: str = 'GT') -> Dict[int,
     """Pixel person boxes of each annotated frame of one video.
 
     Args:
-        gt: MultiSports GT dict (``shared/docs/multisports_protocol.md``).
+        gt: MultiSports GT dict (``docs/protocol.md``).
         video: video name.
         source: file name for error messages.
 

@@ -1,6 +1,6 @@
 """Slow, obviously-correct references of the MultiSports protocol (for tests only).
 
-Written straight from ``shared/docs/multisports_protocol.md``: one detection,
+Written straight from ``docs/protocol.md``: one detection,
 one frame, one tube at a time, with plain Python loops and the same numpy calls
 the protocol names (``np.argsort(-scores)``, ``np.argmax``, ``np.mean``), so
 ties and dtypes behave as in the official tool. The fast functions in

@@ -1,6 +1,17 @@
-"""Pure-numpy MultiSports evaluation: geometry, AP, frame/video mAP, tube linking."""
+"""Pure-numpy MultiSports evaluation: geometry, AP, frame/video mAP, tube linking.
 
-from .ap import APResult, precision_recall, voc_ap
+Imports numpy only (no torch, no OpenMMLab package): the command-line tool
+``tools/eval_multisports.py`` starts in a fraction of a second.
+"""
+
+from .ap import (
+    TIE_ORDERS,
+    APResult,
+    check_tie_order,
+    precision_recall,
+    rank_descending,
+    voc_ap,
+)
 from .frame_ap import FRAME_IOU_THR, frame_ap
 from .geometry import box_area, box_intersection, box_iou, segment_mean, segment_sum, tube_iou
 from .ground_truth import (
@@ -9,6 +20,7 @@ from .ground_truth import (
     VideoDetections,
     check_frame_detections,
     check_video_detections,
+    load_frame_detections,
     load_ground_truth,
 )
 from .linking import (
@@ -19,6 +31,13 @@ from .linking import (
     NMS_TOP_K,
     link_tubes,
     nms_tubelets,
+)
+from .submission import (
+    VideoList,
+    read_video_list,
+    submission_paths,
+    video_list_ground_truth,
+    write_submission,
 )
 from .video_ap import (
     ERROR_COLUMNS,
@@ -34,8 +53,11 @@ from .video_ap import (
 )
 
 __all__ = [
+    'TIE_ORDERS',
     'APResult',
+    'check_tie_order',
     'precision_recall',
+    'rank_descending',
     'voc_ap',
     'FRAME_IOU_THR',
     'frame_ap',
@@ -50,6 +72,7 @@ __all__ = [
     'VideoDetections',
     'check_frame_detections',
     'check_video_detections',
+    'load_frame_detections',
     'load_ground_truth',
     'LINK_IOU_THR',
     'MIN_TUBE_LENGTH',
@@ -58,6 +81,11 @@ __all__ = [
     'NMS_TOP_K',
     'link_tubes',
     'nms_tubelets',
+    'VideoList',
+    'read_video_list',
+    'submission_paths',
+    'video_list_ground_truth',
+    'write_submission',
     'ERROR_COLUMNS',
     'MAIN_RANGE',
     'VIDEO_IOU_RANGES',

@@ -1,7 +1,16 @@
 """PASCAL VOC average precision (all points) and the result container.
 
-Source: ``shared/docs/multisports_protocol.md`` ("Average precision"), the
-all-point interpolated AP of PASCAL VOC 2010+ (Everingham et al., IJCV 2010).
+Source: ``docs/protocol.md`` ("Average precision"), the all-point
+interpolated AP of PASCAL VOC 2010+ (Everingham et al., IJCV 2010).
+
+Tie order. The official tool ranks with numpy's default ``np.argsort``, which
+is not stable: how tied scores come out depends on the numpy version and on
+the CPU (numpy 2 dispatches to SIMD sorts by instruction set), so the
+official figures of a case with tied scores are reproducible only under the
+same numpy build. ``tie_order='official'`` (the default everywhere) makes the
+very call of the official tool; ``tie_order='stable'`` sorts stably, ties in
+input order, which gives the same figures on every machine. See
+``docs/protocol.md`` ("Tied scores").
 """
 
 from dataclasses import dataclass, field
@@ -11,6 +20,60 @@ import numpy as np
 
 #: Figures are reported in percent.
 PERCENT = 100.0
+#: ``'official'``: numpy's default argsort, as the official tool; ``'stable'``: input order.
+TIE_ORDERS = ('official', 'stable')
+
+
+def check_tie_order(tie_order: str) -> str:
+    """Return ``tie_order`` or raise a ValueError that lists the choices."""
+    if tie_order not in TIE_ORDERS:
+        raise ValueError(
+            f'tie_order must be one of {TIE_ORDERS} (official: rank ties as the official tool '
+            f'under this numpy build; stable: ties in input order), got {tie_order!r}'
+        )
+    return tie_order
+
+
+def rank_descending(scores: np.ndarray, tie_order: str = 'official', axis: int = -1) -> np.ndarray:
+    """Indices that rank ``scores`` best first, with the chosen tie order.
+
+    Args:
+        scores: ``(..., D)`` scores.
+        tie_order: ``'official'``: ``np.argsort(-scores)``, the official
+            call (tie order of numpy's default sort, which depends on the
+            numpy build); ``'stable'``: ties keep their input order.
+        axis: the axis to sort along.
+
+    Returns:
+        ``(..., D)`` int64 indices along ``axis``.
+    """
+    if tie_order == 'stable':
+        return np.argsort(-scores, axis=axis, kind='stable')
+    return np.argsort(-scores, axis=axis)
+
+
+def rank_descending_reversed(
+    scores: np.ndarray, tie_order: str = 'official', axis: int = -1
+) -> np.ndarray:
+    """Like :func:`rank_descending` for the calls written ``np.argsort(scores)[::-1]``.
+
+    The official tubelet suppression reverses an ascending sort; its ties
+    therefore come out in the reverse of numpy's order. ``'stable'`` ranks
+    best first with ties in input order, the same as :func:`rank_descending`.
+
+    Args:
+        scores: ``(..., D)`` scores.
+        tie_order: ``'official'`` or ``'stable'``.
+        axis: the last axis (-1) is the only one supported.
+
+    Returns:
+        ``(..., D)`` int64 indices.
+    """
+    if axis != -1:
+        raise ValueError('rank_descending_reversed sorts along the last axis')
+    if tie_order == 'stable':
+        return np.argsort(-scores, axis=-1, kind='stable')
+    return np.argsort(scores, axis=-1)[..., ::-1]
 
 
 def voc_ap(precision: np.ndarray, recall: np.ndarray) -> float:

@@ -1,12 +1,14 @@
 """frame-mAP of the MultiSports protocol, vectorised over detections.
 
-Protocol: ``shared/docs/multisports_protocol.md`` ("frame-mAP"), the official
+Protocol: ``docs/protocol.md`` ("frame-mAP"), the official
 ``evaluate_multisports.py`` ``frameAP``. The official tool walks every
 detection of a class in score order and matches it in Python. Here, per
-class:
+class (one class at a time, so memory stays at the input plus one class):
 
 1. the detections keep their input order and are ranked with the same
-   ``np.argsort(-scores)`` call, so tied scores rank exactly as officially;
+   ``np.argsort(-scores)`` call, so tied scores rank as officially under the
+   same numpy build (``tie_order='stable'``: ties in input order, the same
+   on every machine);
 2. each detection's best ground-truth box of its (video, frame) - the first
    maximum of the IoUs, or no match when an IoU is NaN, as ``np.argmax``
    decides - is found for all detections at once with a dense
@@ -24,9 +26,22 @@ from typing import Union
 
 import numpy as np
 
-from .ap import PERCENT, APResult, mean_of, precision_recall, voc_ap
+from .ap import (
+    PERCENT,
+    APResult,
+    check_tie_order,
+    mean_of,
+    precision_recall,
+    rank_descending,
+    voc_ap,
+)
 from .geometry import box_area, box_intersection
-from .ground_truth import GroundTruth, check_frame_detections, load_detections, load_ground_truth
+from .ground_truth import (
+    GroundTruth,
+    check_frame_detections,
+    load_frame_detections,
+    load_ground_truth,
+)
 from .progress import track
 
 #: frame-mAP's IoU threshold in the MultiSports challenge.
@@ -124,6 +139,7 @@ def frame_ap(
     iou_thr: float = FRAME_IOU_THR,
     keep_pr: bool = False,
     progress: bool = False,
+    tie_order: str = 'official',
 ) -> APResult:
     """frame-mAP at one IoU threshold, equal to the official ``frameAP``.
 
@@ -134,19 +150,24 @@ def frame_ap(
         iou_thr: a detection matches a GT box with IoU ``>= iou_thr``.
         keep_pr: keep each class's precision/recall arrays in the result.
         progress: show a progress bar over classes.
+        tie_order: ``'official'`` ranks tied scores with the official
+            ``np.argsort(-scores)`` (the figures then match the official tool
+            run under the same numpy build); ``'stable'`` ranks ties in
+            input order, the same figures on every machine.
 
     Returns:
         :class:`APResult` in percent over the evaluated classes that have
         ground truth. Empty detections give 0 with a warning.
     """
+    check_tie_order(tie_order)
     gt = load_ground_truth(gt)
-    detections, source = load_detections(detections, 'frame detections')
+    detections, source = load_frame_detections(detections)
     dets = check_frame_detections(detections, gt, source)
     if dets.array.shape[0] == 0:
         warnings.warn(f'{source}: no frame detections; every class scores AP 0', stacklevel=2)
     stride = int(gt.nframes.max()) + 1
     table_size = gt.num_videos * stride
-    by_label = np.argsort(dets.label.astype(np.int16), kind='stable')  # input order kept per label
+    by_label = np.argsort(dets.label, kind='stable')  # (M,) input order kept per label
     label_counts = np.bincount(dets.label, minlength=gt.num_labels)
     label_starts = np.cumsum(label_counts) - label_counts
     num_boxes = gt.num_boxes_per_label()
@@ -157,9 +178,9 @@ def frame_ap(
         name = gt.labels[label]
         rows = by_label[label_starts[label] : label_starts[label] + label_counts[label]]
         scores = dets.array[rows, 3]  # (M_c,) input order, input dtype
-        order = np.argsort(-scores)  # the official ranking call, ties included
+        order = rank_descending(scores, tie_order)  # official: the official call, ties included
         gt_keys, gt_boxes = _gt_boxes_of_label(gt, label)
-        det_keys = dets.video[rows] * stride + dets.frame[rows]
+        det_keys = dets.video[rows].astype(np.int64) * stride + dets.frame[rows]  # (M_c,)
         best, best_iou = _best_gt(dets.array, rows, det_keys, gt_keys, gt_boxes, table_size)
         match = np.where((best >= 0) & (best_iou >= iou_thr), best, -1)[order]  # rank order
         is_tp = np.zeros(order.size, dtype=bool)

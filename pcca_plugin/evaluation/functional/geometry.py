@@ -3,7 +3,7 @@
 Shape shorthand: N, M boxes; L frames of a tube; S segments.
 
 Boxes are ``(x1, y1, x2, y2)`` in pixels. Two area conventions exist in the
-protocol (``shared/docs/multisports_protocol.md``, "Geometry" and "Linking"):
+protocol (``docs/protocol.md``, "Geometry" and "Linking"):
 evaluation uses ``(x2 - x1) * (y2 - y1)``; the linker's tubelet suppression
 (inherited from the ACT detector, Kalogeiton et al., ICCV 2017) uses
 ``(x2 - x1 + 1) * (y2 - y1 + 1)``. Both are selected with ``plus_one``.

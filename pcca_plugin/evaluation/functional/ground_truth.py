@@ -1,11 +1,19 @@
 """Validated, array-backed views of MultiSports ground truth and detection files.
 
-Formats: ``shared/docs/multisports_protocol.md``. Every check raises with the
-file (``source``), the record and the problem, so that nothing is silently
-dropped. Shape shorthand: V test videos, C labels, T ground-truth tubes,
-M frame detections.
+Formats: ``docs/protocol.md``. Every check raises with the file (``source``),
+the record and the problem, so that nothing is silently dropped. Shape
+shorthand: V test videos, C labels, T ground-truth tubes, M frame detections.
+
+Memory. A MultiSports-sized frame-detection file (10 M rows, 640 MB of
+float64) is read once: a pickle is unpickled straight from the file with the
+array keeping the unpickled bytes as its buffer, a ``.npy`` file is
+memory-mapped. Validation runs over blocks of rows and keeps only compact
+integer copies of the video, frame and label columns.
 """
 
+import os
+import os.path as osp
+import pickle
 import warnings
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Sequence, Tuple, Union
@@ -17,7 +25,7 @@ from pcca_plugin.utils.multisports_format import (
     check_gt_keys,
     evaluated_label_indices,
 )
-from pcca_plugin.utils.pickle_io import load_pickle
+from pcca_plugin.utils.pickle_io import UnsafePickleError, _RestrictedUnpickler, load_pickle
 
 #: Columns of a frame-detection row: ``[video_index, frame, label, score, x1, y1, x2, y2]``.
 FRAME_DET_COLUMNS = ('video_index', 'frame', 'label', 'score', 'x1', 'y1', 'x2', 'y2')
@@ -29,6 +37,21 @@ DET_TUBE_MIN_COLUMNS = 5
 EXACT_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 #: Tubes checked together in one vectorised pass (bounds the temporary memory).
 _TUBE_CHECK_CHUNK = 65536
+#: Frame-detection rows validated together (bounds the temporary memory).
+_ROW_CHECK_CHUNK = 1 << 20
+#: What a truncated or corrupted pickle raises while it is read.
+_UNREADABLE_PICKLE_ERRORS = (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    KeyError,
+    OverflowError,
+)
+#: Integer dtypes tried, smallest first, for the compact index columns.
+_INDEX_DTYPES = (np.int16, np.int32, np.int64)
 
 
 def _as_float_array(array: np.ndarray) -> np.ndarray:
@@ -253,15 +276,25 @@ def load_ground_truth(gt: Union[str, Mapping, GroundTruth]) -> GroundTruth:
     return GroundTruth.from_dict(gt)
 
 
+def index_dtype(upper: int) -> np.dtype:
+    """The smallest signed integer dtype holding ``0..upper``."""
+    for dtype in _INDEX_DTYPES:
+        if upper <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    raise ValueError(f'{upper} does not fit in int64')
+
+
 @dataclass
 class FrameDetections:
-    """Validated frame detections (official ``(M, 8)`` array) with integer columns.
+    """Validated frame detections (official ``(M, 8)`` array) with compact integer columns.
 
     Attributes:
-        array: ``(M, 8)`` the rows as given (float32 or float64).
-        video: ``(M,)`` int64 video index.
-        frame: ``(M,)`` int64 frame number.
-        label: ``(M,)`` int64 label.
+        array: ``(M, 8)`` the rows as given (float32 or float64; possibly
+            read-only or memory-mapped).
+        video: ``(M,)`` video index, the smallest integer dtype that holds
+            the number of videos (cast to int64 before multiplying).
+        frame: ``(M,)`` frame number, likewise compact.
+        label: ``(M,)`` label, likewise compact.
     """
 
     array: np.ndarray
@@ -274,6 +307,10 @@ def check_frame_detections(
     detections, gt: GroundTruth, source: str = '<frame detections>'
 ) -> FrameDetections:
     """Validate an ``(M, 8)`` frame-detection array against the GT.
+
+    Rows are checked in blocks of ``_ROW_CHECK_CHUNK`` so that the
+    temporaries stay small; the array itself is not copied when it is
+    float32 or float64.
 
     Raises:
         ValueError / TypeError: wrong shape, NaN/inf, non-integer or
@@ -298,33 +335,51 @@ def check_frame_detections(
         detections = _as_float_array(detections)
     except TypeError as exc:
         raise TypeError(f'{source}: {exc}') from None
-    finite = np.isfinite(detections)
+    num = detections.shape[0]
+    max_frames = int(gt.nframes.max()) if gt.num_videos else 1
+    video = np.empty(num, dtype=index_dtype(gt.num_videos))
+    frame = np.empty(num, dtype=index_dtype(max_frames))
+    label = np.empty(num, dtype=index_dtype(gt.num_labels))
+    for begin in range(0, num, _ROW_CHECK_CHUNK):
+        stop = min(begin + _ROW_CHECK_CHUNK, num)
+        _check_frame_rows(detections, begin, stop, gt, source, (video, frame, label))
+    return FrameDetections(array=detections, video=video, frame=frame, label=label)
+
+
+def _check_frame_rows(detections, begin: int, stop: int, gt: GroundTruth, source: str, out):
+    """Check rows ``begin:stop`` and write their video, frame and label into ``out``."""
+    block = detections[begin:stop]  # (B, 8)
+    finite = np.isfinite(block)
     if not finite.all():
-        row = int(np.flatnonzero(~finite.all(axis=1))[0])
+        row = begin + int(np.flatnonzero(~finite.all(axis=1))[0])
         raise ValueError(f'{source}: row {row} holds NaN or inf: {detections[row].tolist()}')
     ints = []
     for column, name, upper in ((0, 'video index', gt.num_videos), (2, 'label', gt.num_labels)):
-        values = detections[:, column]
+        values = block[:, column]
         as_int = values.astype(np.int64)
         bad = (values != as_int) | (as_int < 0) | (as_int >= upper)
         if bad.any():
-            row = int(np.flatnonzero(bad)[0])
+            row = begin + int(np.flatnonzero(bad)[0])
             raise ValueError(
-                f'{source}: row {row}: {name} {values[row]:g} is not an integer in [0, {upper}) '
-                f'({detections[row].tolist()})'
+                f'{source}: row {row}: {name} {detections[row, column]:g} is not an integer in '
+                f'[0, {upper}) ({detections[row].tolist()})'
             )
         ints.append(as_int)
     video, label = ints
-    frames = detections[:, 1]
+    frames = block[:, 1]
     frame = frames.astype(np.int64)
     bad = (frames != frame) | (frame < 1) | (frame > gt.nframes[video])
     if bad.any():
-        row = int(np.flatnonzero(bad)[0])
+        first = int(np.flatnonzero(bad)[0])
+        row = begin + first
         raise ValueError(
-            f'{source}: row {row}: frame {frames[row]:g} is not an integer in '
-            f'[1, {gt.nframes[video[row]]}] (nframes of {gt.videos[video[row]]!r})'
+            f'{source}: row {row}: frame {frames[first]:g} is not an integer in '
+            f'[1, {gt.nframes[video[first]]}] (nframes of {gt.videos[video[first]]!r})'
         )
-    return FrameDetections(array=detections, video=video, frame=frame, label=label)
+    video_out, frame_out, label_out = out
+    video_out[begin:stop] = video
+    frame_out[begin:stop] = frame
+    label_out[begin:stop] = label
 
 
 @dataclass
@@ -408,3 +463,68 @@ def load_detections(detections, description: str = 'detections') -> Tuple[object
     if isinstance(detections, str):
         return load_pickle(detections), detections
     return detections, f'<{description}>'
+
+
+def _bytes_as_buffer(data=b'', *args):
+    """``bytearray`` for the lean reader: an unpickled ``bytes`` object is used as it is.
+
+    :func:`pcca_plugin.utils.pickle_io.dump_pickle` stores an array as
+    ``numpy.ndarray(shape, dtype, bytearray(data))``; building the bytearray
+    would copy the data once more. Other calls behave as ``bytearray``.
+    """
+    if isinstance(data, bytes) and not args:
+        return data
+    return bytearray(data, *args)
+
+
+class _LeanUnpickler(_RestrictedUnpickler):
+    """The restricted unpickler, with arrays built on the unpickled bytes (read-only)."""
+
+    def find_class(self, module: str, name: str):
+        if module == 'builtins' and name == 'bytearray':
+            return _bytes_as_buffer
+        return super().find_class(module, name)
+
+
+def load_frame_detections(detections) -> Tuple[object, str]:
+    """Frame detections from a path, with as few copies as possible, or objects as given.
+
+    * ``*.npy``: memory-mapped read-only (``np.load(mmap_mode='r')``, no
+      pickled objects allowed);
+    * anything else: a pickle, read with the restricted unpickler of
+      :mod:`pcca_plugin.utils.pickle_io` straight from the file, the array
+      keeping the unpickled bytes as its read-only buffer (one copy of the
+      data in memory instead of three).
+
+    Returns:
+        ``(detections, source)``; ``source`` names the file in messages.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        UnsafePickleError: the pickle names a non-data global.
+        pickle.UnpicklingError / ValueError: the file is not readable; the
+            message names it and says to re-create it.
+    """
+    if not isinstance(detections, (str, os.PathLike)):
+        return detections, '<frame detections>'
+    path = os.fspath(detections)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{path}: no such file')
+    if path.endswith('.npy'):
+        try:
+            return np.load(path, mmap_mode='r', allow_pickle=False), path
+        except ValueError as exc:
+            raise ValueError(
+                f'{path}: not a readable .npy array of frame detections ({exc}); re-save the '
+                '(M, 8) float array with numpy.save'
+            ) from exc
+    with open(path, 'rb') as f:
+        try:
+            return _LeanUnpickler(f, source=path).load(), path
+        except UnsafePickleError:
+            raise
+        except _UNREADABLE_PICKLE_ERRORS as exc:
+            raise pickle.UnpicklingError(
+                f'{path}: not a readable pickle ({type(exc).__name__}: {exc}); the file may be '
+                'truncated or corrupted. Re-create it.'
+            ) from exc

@@ -1,11 +1,11 @@
 """video-mAP and its error analysis, vectorised over (detected tube, GT tube) pairs.
 
-Protocol: ``shared/docs/multisports_protocol.md`` ("video-mAP",
-"videoAP_error"), the official ``videoAP``, ``videoAP_all`` and
-``videoAP_error``. The spatio-temporal IoU of every pair that can meet (same
-video; same label for the AP) is computed once, all pairs together, and reused
-for every threshold; the per-frame IoUs of all pairs are one array and the
-per-pair means are numpy-exact segment means.
+Protocol: ``docs/protocol.md`` ("video-mAP", "videoAP_error"), the official
+``videoAP``, ``videoAP_all`` and ``videoAP_error``. The spatio-temporal IoU
+of every pair that can meet (same video; same label for the AP) is computed
+once, all pairs together, and reused for every threshold; the per-frame IoUs
+of all pairs are one array and the per-pair means are numpy-exact segment
+means.
 
 Exactness details the official tool implies and this module reproduces:
 
@@ -15,7 +15,8 @@ Exactness details the official tool implies and this module reproduces:
   GT tube overlaps it in time; a non-overlapping pair contributes the Python
   float 0.0 and makes the array float64;
 * ``np.argmax`` returns the first maximum, or the first NaN (never a match);
-* ranking is ``np.argsort(-np.array(scores))`` over each label's list.
+* ranking is ``np.argsort(-np.array(scores))`` over each label's list
+  (``tie_order='stable'``: a stable sort, ties in list order).
 
 Shape shorthand: D detected tubes, T GT tubes, P pairs, F per-frame rows.
 """
@@ -27,7 +28,15 @@ from typing import Dict, List, Mapping, Sequence, Union
 
 import numpy as np
 
-from .ap import PERCENT, APResult, mean_of, precision_recall, voc_ap
+from .ap import (
+    PERCENT,
+    APResult,
+    check_tie_order,
+    mean_of,
+    precision_recall,
+    rank_descending,
+    voc_ap,
+)
 from .geometry import box_area, box_intersection, segment_mean
 from .ground_truth import (
     GroundTruth,
@@ -284,6 +293,9 @@ class VideoAPEvaluator:
         gt: GT path, dict or :class:`GroundTruth`.
         detections: ``{label: [(video_name, tube_score, tube), ...]}`` or a pickle path.
         progress: show progress bars.
+        tie_order: ``'official'``: tied tube scores rank by the official
+            ``np.argsort(-scores)`` (as the official tool under the same numpy
+            build); ``'stable'``: ties in list order, the same on every machine.
     """
 
     def __init__(
@@ -291,7 +303,9 @@ class VideoAPEvaluator:
         gt: Union[str, Mapping, GroundTruth],
         detections: Union[str, Mapping],
         progress: bool = False,
+        tie_order: str = 'official',
     ):
+        check_tie_order(tie_order)
         self.gt = load_ground_truth(gt)
         detections, self.source = load_detections(detections, 'video detections')
         self.dets = check_video_detections(detections, self.gt, self.source)
@@ -309,7 +323,7 @@ class VideoAPEvaluator:
         self._ranked: Dict[int, np.ndarray] = {}
         for label, scores in self.dets.scores_by_label.items():
             ids = np.flatnonzero(self.dets.label == label)  # in list order
-            self._ranked[label] = ids[np.argsort(-scores)] if scores.size else ids
+            self._ranked[label] = ids[rank_descending(scores, tie_order)] if scores.size else ids
 
     def evaluated_labels(self) -> List[int]:
         """Labels that count in the mean: evaluated and with GT tubes."""
@@ -366,6 +380,7 @@ def video_ap(
     detections: Union[str, Mapping],
     iou_thr: float = 0.5,
     keep_pr: bool = False,
+    tie_order: str = 'official',
 ) -> APResult:
     """video-mAP at one ST-IoU threshold, equal to the official ``videoAP``.
 
@@ -376,32 +391,37 @@ def video_ap(
             A label absent from the dict has no detections.
         iou_thr: ST-IoU threshold.
         keep_pr: keep precision/recall arrays.
+        tie_order: ``'official'`` or ``'stable'`` (see :class:`VideoAPEvaluator`).
 
     Returns:
         :class:`APResult` in percent.
     """
-    return VideoAPEvaluator(gt, detections).ap(iou_thr, keep_pr)
+    return VideoAPEvaluator(gt, detections, tie_order=tie_order).ap(iou_thr, keep_pr)
 
 
 def video_ap_thresholds(
     gt: Union[str, Mapping, GroundTruth],
     detections: Union[str, Mapping],
     thresholds: Sequence[float],
+    tie_order: str = 'official',
 ) -> Dict[float, APResult]:
     """video-mAP at several thresholds sharing one ST-IoU computation."""
-    evaluator = VideoAPEvaluator(gt, detections)
+    evaluator = VideoAPEvaluator(gt, detections, tie_order=tie_order)
     return {thr: evaluator.ap(thr) for thr in thresholds}
 
 
 def video_ap_all(
-    gt: Union[str, Mapping, GroundTruth], detections: Union[str, Mapping], progress: bool = False
+    gt: Union[str, Mapping, GroundTruth],
+    detections: Union[str, Mapping],
+    progress: bool = False,
+    tie_order: str = 'official',
 ) -> Dict[str, float]:
     """The official ``videoAP_all``: mean video-mAP over 0.05:0.45, 0.10:0.90 and 0.50:0.95.
 
     Returns:
         ``{'0.05:0.45': ..., '0.10:0.90': ..., '0.50:0.95': ...}`` in percent.
     """
-    evaluator = VideoAPEvaluator(gt, detections, progress=progress)
+    evaluator = VideoAPEvaluator(gt, detections, progress=progress, tie_order=tie_order)
     return {name: evaluator.range_map(name) for name in VIDEO_IOU_RANGES}
 
 
@@ -410,6 +430,7 @@ def video_ap_error(
     detections: Union[str, Mapping],
     iou_thr: float = 0.5,
     progress: bool = False,
+    tie_order: str = 'official',
 ) -> Dict[str, Dict]:
     """The official ``videoAP_error`` breakdown of false positives.
 
@@ -425,11 +446,13 @@ def video_ap_error(
     class with detections but no GT, recall is taken as 0). Where the
     official tool would fail on a NaN IoU, the detection counts as EN.
 
+    ``tie_order`` ranks tied tube scores as in :class:`VideoAPEvaluator`.
+
     Returns:
         ``{'per_class': {name: {column: value}}, 'mean': {column: value}}``
         with the columns of :data:`ERROR_COLUMNS`, in percent.
     """
-    evaluator = VideoAPEvaluator(gt, detections, progress=progress)
+    evaluator = VideoAPEvaluator(gt, detections, progress=progress, tie_order=tie_order)
     gt_data, dets = evaluator.gt, evaluator.dets
     num_det = dets.label.size
     same = evaluator._cand

@@ -38,6 +38,7 @@ from ..functional import (
     link_tubes,
     load_ground_truth,
 )
+from ..functional.ap import check_tie_order
 from ..functional.ground_truth import FRAME_DET_COLUMNS
 
 #: Video-name suffix that mmaction2's MultiSports annotations may carry.
@@ -83,6 +84,10 @@ class MultiSportsTubeMetric(BaseMetric):
             format, readable by numpy 1.x and 2.x) here.
         dump_video_detections: write ``video_detections.pkl`` here.
         log_per_class: log a per-class AP table.
+        tie_order: how tied scores rank: ``'official'`` (numpy's default
+            argsort, as the official tool; its tie order depends on the numpy
+            build) or ``'stable'`` (input order among ties: the same figures
+            on every machine). See ``docs/protocol.md``, "Tied scores".
         collect_device: 'cpu' or 'gpu' for gathering across ranks.
         prefix: metric name prefix (None: keys like ``'frame_mAP@0.5'``).
     """
@@ -105,6 +110,7 @@ class MultiSportsTubeMetric(BaseMetric):
         dump_frame_detections: Optional[str] = None,
         dump_video_detections: Optional[str] = None,
         log_per_class: bool = True,
+        tie_order: str = 'official',
         collect_device: str = 'cpu',
         prefix: Optional[str] = None,
     ) -> None:
@@ -141,6 +147,7 @@ class MultiSportsTubeMetric(BaseMetric):
         self.dump_frame_detections = dump_frame_detections
         self.dump_video_detections = dump_video_detections
         self.log_per_class = log_per_class
+        self.tie_order = check_tie_order(tie_order)
 
     # -- per batch -------------------------------------------------------------------------
 
@@ -232,12 +239,18 @@ class MultiSportsTubeMetric(BaseMetric):
         if self.dump_frame_detections:
             dump_pickle(dets, self.dump_frame_detections)
         metrics: Dict[str, float] = {}
-        frame_result = frame_ap(self.gt, dets, self.frame_iou_thr)
+        frame_result = frame_ap(self.gt, dets, self.frame_iou_thr, tie_order=self.tie_order)
         metrics[f'frame_mAP@{self.frame_iou_thr:g}'] = frame_result.mean_ap
-        tubes = link_tubes(self.gt, dets, len_thr=self.link_len_thr, score_thr=self.link_score_thr)
+        tubes = link_tubes(
+            self.gt,
+            dets,
+            len_thr=self.link_len_thr,
+            score_thr=self.link_score_thr,
+            tie_order=self.tie_order,
+        )
         if self.dump_video_detections:
             dump_pickle(tubes, self.dump_video_detections)
-        evaluator = VideoAPEvaluator(self.gt, tubes)
+        evaluator = VideoAPEvaluator(self.gt, tubes, tie_order=self.tie_order)
         video_results = {}
         for thr in self.video_iou_thrs:
             video_results[thr] = evaluator.ap(thr)
