@@ -2,26 +2,32 @@
 
 from .checkpoint import extract_submodule_weights
 from .multisports_format import (
+    EVALUATION_GT_KEYS,
     EXCLUDED_CLASS_NAMES,
     FIRST_FRAME,
     GT_KEYS,
+    TRAINING_PREPARATION_GT_KEYS,
     check_gt_keys,
     evaluated_label_indices,
     frame_key,
     parse_frame_key,
 )
-from .pickle_io import UnsafePickleError, dump_pickle, load_pickle
+from .pickle_io import PICKLE_STYLES, UnsafePickleError, dump_pickle, dumps_pickle, load_pickle
 
 __all__ = [
     'extract_submodule_weights',
+    'EVALUATION_GT_KEYS',
     'EXCLUDED_CLASS_NAMES',
     'FIRST_FRAME',
     'GT_KEYS',
+    'TRAINING_PREPARATION_GT_KEYS',
     'check_gt_keys',
     'evaluated_label_indices',
     'frame_key',
     'parse_frame_key',
+    'PICKLE_STYLES',
     'UnsafePickleError',
     'dump_pickle',
+    'dumps_pickle',
     'load_pickle',
 ]

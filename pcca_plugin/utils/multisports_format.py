@@ -1,7 +1,7 @@
 """Facts about the MultiSports file formats shared by data, proposals and evaluation.
 
-Source: the MultiSports dataset release (Li et al., ICCV 2021) and
-``shared/docs/multisports_protocol.md``.
+Source: the MultiSports dataset release (Li et al., ICCV 2021) and its
+official evaluation tool.
 
 Keys of per-frame files (person boxes, proposals) are ``'<video_name>,<frame>'``
 with the 1-based frame number zero-padded to :data:`FRAME_KEY_DIGITS` digits,
@@ -37,6 +37,12 @@ GT_KEYS: Tuple[str, ...] = (
     'resolution',
     'gttubes',
 )
+#: GT keys frame-mAP and video-mAP read (the official evaluation never reads ``train_videos``).
+EVALUATION_GT_KEYS: Tuple[str, ...] = ('labels', 'test_videos', 'nframes', 'resolution', 'gttubes')
+#: GT keys preparing the training data (train and val annotation files) reads.
+TRAINING_PREPARATION_GT_KEYS: Tuple[str, ...] = EVALUATION_GT_KEYS + ('train_videos',)
+#: Keys of a wrong file listed at most in the message of :func:`check_gt_keys`.
+_KEYS_SHOWN = 10
 
 
 def frame_key(video: str, frame: int) -> str:
@@ -60,13 +66,34 @@ def evaluated_label_indices(
     return [index for index, name in enumerate(labels) if name not in excluded_set]
 
 
-def check_gt_keys(gt: Dict, source: str) -> None:
-    """Raise KeyError naming the file and the missing keys of a GT dict."""
+def check_gt_keys(
+    gt: Dict,
+    source: str,
+    required: Sequence[str] = GT_KEYS,
+    step: str = 'reading a MultiSports GT file',
+) -> None:
+    """Check that a GT dict has the keys one step reads.
+
+    Each step asks only for what it uses, so a file without ``train_videos``
+    (which the official evaluation never reads) still evaluates.
+
+    Args:
+        gt: the loaded GT pickle.
+        source: its file name, for the message.
+        required: the keys the step reads, e.g. :data:`EVALUATION_GT_KEYS`.
+        step: what needs them, e.g. ``'frame-mAP / video-mAP evaluation'``.
+
+    Raises:
+        TypeError: ``gt`` is not a dict (names the file).
+        KeyError: a key is missing; names the key, the file and the step.
+    """
     if not isinstance(gt, dict):
         raise TypeError(f'{source}: a MultiSports GT file holds a dict, found {type(gt).__name__}')
-    missing = [key for key in GT_KEYS if key not in gt]
+    missing = [key for key in required if key not in gt]
     if missing:
+        present = sorted(map(str, gt))
+        shown = present[:_KEYS_SHOWN] + (['...'] if len(present) > _KEYS_SHOWN else [])
         raise KeyError(
-            f'{source}: MultiSports GT is missing the keys {missing} '
-            f'(a GT file has {list(GT_KEYS)})'
+            f'{source}: MultiSports GT is missing the keys {missing}, which {step} needs '
+            f'(it reads {list(required)}; the file has {shown})'
         )
