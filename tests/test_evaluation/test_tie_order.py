@@ -279,3 +279,47 @@ def test_cli_tie_order(tmp_path, repo_root):
     assert report['tie_order'] == 'stable'
     expected = brute_frame_ap(gt, dets)
     assert report['frameAP']['per_class'] == pytest.approx(expected, abs=1e-9)
+
+
+def test_metric_tie_order_stable(tmp_path):
+    """The metric ranks ties in its documented input order: samples by (video, frame), then
+    the boxes of a sample; so the order in which samples arrive changes nothing."""
+    from pcca_plugin.evaluation import MultiSportsTubeMetric
+    from pcca_plugin.utils.pickle_io import load_pickle
+
+    gt, dets = tied_case(6, TIE_GRIDS[0])
+    height, width = 240, 320  # cases.make_case's resolution
+    num_labels = len(gt['labels'])
+    samples = []
+    for video, frame in sorted({(int(r[0]), int(r[1])) for r in dets}):
+        rows = dets[(dets[:, 0] == video) & (dets[:, 1] == frame)]
+        scores = np.zeros((len(rows), num_labels))
+        scores[np.arange(len(rows)), rows[:, 2].astype(int)] = rows[:, 3]
+        samples.append(
+            dict(
+                video_id=gt['test_videos'][0][video],
+                timestamp=frame,
+                pred_instances=dict(
+                    bboxes=rows[:, 4:8] / np.array([width, height, width, height]), scores=scores
+                ),
+            )
+        )
+    figures = []
+    for order in (np.arange(len(samples)), np.random.default_rng(0).permutation(len(samples))):
+        dumped = str(tmp_path / f'dets_{len(figures)}.pkl')
+        metric = MultiSportsTubeMetric(
+            gt_file=gt,
+            score_thr=1e-9,  # drop the zero scores of the other classes
+            tie_order='stable',
+            log_per_class=False,
+            dump_frame_detections=dumped,
+        )
+        metric.process(None, [samples[i] for i in order])
+        result = metric.compute_metrics(metric.results)
+        rows = load_pickle(dumped)
+        brute = brute_frame_ap(gt, rows)
+        assert result['frame_mAP@0.5'] == pytest.approx(np.mean(list(brute.values())), abs=1e-9)
+        figures.append(result)
+    assert figures[0] == figures[1]
+    with pytest.raises(ValueError, match='tie_order'):
+        MultiSportsTubeMetric(gt_file=gt, tie_order='random')
