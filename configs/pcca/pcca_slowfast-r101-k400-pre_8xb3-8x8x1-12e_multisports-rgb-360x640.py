@@ -1,5 +1,6 @@
 # PCCA at the larger scale (Table 1 row "PCCA 360x640"): short side 360,
-# 8 GPUs x 3 clips = 24 (section 3.1), lr 0.1 for that batch.
+# 8 GPUs x 3 clips = 24 (section 3.1), lr 0.1 for that batch; the Kinetics-400 start and
+# everything else of the 256x455 config.
 _base_ = ['./pcca_slowfast-r101-k400-pre_8xb4-8x8x1-12e_multisports-rgb-256x455.py']
 
 short_side = 360

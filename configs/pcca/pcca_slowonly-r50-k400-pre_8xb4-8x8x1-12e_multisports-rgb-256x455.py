@@ -5,17 +5,12 @@ _base_ = [
     '../_base_/datasets/multisports_rgb.py',
     '../_base_/schedules/sgd-nesterov_warmup3e-step-5-8-10_12e.py',
     '../_base_/default_runtime.py',
+    '../_base_/pretrained/kinetics400_mmaction2.py',
 ]
 
-# mmaction2's Kinetics-400 SlowOnly-R50 8x8 recognizer.
-k400_checkpoint = (
-    'https://download.openmmlab.com/mmaction/v1.0/recognition/slowonly/'
-    'slowonly_imagenet-pretrained-r50_8xb16-8x8x1-steplr-150e_kinetics400-rgb/'
-    'slowonly_imagenet-pretrained-r50_8xb16-8x8x1-steplr-150e_kinetics400-rgb_'
-    '20220901-df42dc84.pth'
-)
 model = dict(
-    init_cfg=dict(type='Pretrained', checkpoint=k400_checkpoint),
+    # mmaction2's Kinetics-400 SlowOnly-R50 8x8 recognizer, downloaded and checked.
+    init_cfg={{_base_.slowonly_r50_k400_init_cfg}},
     roi_head=dict(
         num_classes={{_base_.num_classes}}, bbox_head=dict(num_classes={{_base_.num_classes}})
     ),

@@ -1,7 +1,9 @@
 """Model components: context RoI extractor, cross-attention transformer, PCCA and linear heads.
 
 Everything is registered in mmdet's ``MODELS`` (mmaction2's ``FastRCNN`` is
-built in mmdet's scope), next to mmaction2's ``AVARoIHead``.
+built in mmdet's scope), next to mmaction2's ``AVARoIHead``; the checked
+pretrained-weights loader ``CheckedPretrained`` is a weight initializer in
+mmengine's ``WEIGHT_INITIALIZERS``.
 """
 
 from .bbox_heads import LinearBBoxHead, NegativeRoILossMixin, PCCABBoxHead
@@ -11,6 +13,13 @@ from .layers import (
     LearnedPositionalEncoding2D,
     PersonContextTransformer,
     count_macs_per_person,
+)
+from .pretrained import (
+    CheckedPretrainedInit,
+    PretrainedWeightsError,
+    check_fit,
+    read_checkpoint,
+    resnet_depths,
 )
 from .roi_extractors import ContextRoIExtractor, clip_boxes, scale_boxes, temporal_pool
 from .roi_heads import PCCARoIHead
@@ -23,6 +32,11 @@ from .tta import (
 )
 
 __all__ = [
+    'CheckedPretrainedInit',
+    'PretrainedWeightsError',
+    'check_fit',
+    'read_checkpoint',
+    'resnet_depths',
     'SpatioTemporalTTAModel',
     'build_tta_pipeline',
     'flip_permutation',
