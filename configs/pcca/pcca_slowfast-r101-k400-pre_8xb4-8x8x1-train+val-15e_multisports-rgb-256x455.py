@@ -1,16 +1,18 @@
 # PCCA trained on train + val for the test-server submission: 15 epochs
-# (section 3.1); no validation during training (val is in the training set).
+# (section 3.1); no validation during training (val is in the training set). Starts from
+# mmaction2's Kinetics-400 SlowFast-R101 8x8 recognizer, as the train-only config does
+# (../_base_/pretrained/kinetics400_mmaction2.py); another file:
+# --cfg-options model.init_cfg.checkpoint=PATH.
 _base_ = [
     '../_base_/models/slowfast-r101_pcca.py',
     '../_base_/datasets/multisports_rgb.py',
     '../_base_/schedules/sgd-nesterov_warmup3e-step-5-8-10_15e.py',
     '../_base_/default_runtime.py',
+    '../_base_/pretrained/kinetics400_mmaction2.py',
 ]
 
-k600_checkpoint = 'checkpoints/slowfast-r101_8x8x1_kinetics600-rgb.pth'  # placeholder
-
 model = dict(
-    init_cfg=dict(type='Pretrained', checkpoint=k600_checkpoint),
+    init_cfg={{_base_.slowfast_r101_k400_init_cfg}},
     roi_head=dict(
         num_classes={{_base_.num_classes}}, bbox_head=dict(num_classes={{_base_.num_classes}})
     ),

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 from mmaction.registry import DATA_SAMPLERS
-from mmengine.dataset import pseudo_collate
+from mmengine.dataset import BaseDataset, ConcatDataset, pseudo_collate
 from torch.utils.data import DataLoader
 
 from pcca_plugin.datasets import ClassBalancedSampler
@@ -116,3 +116,33 @@ def test_works_in_a_real_dataloader_and_rejects_unlabelled_data():
         ClassBalancedSampler(LabelledList([[], []]), seed=0, rank=0, world_size=1)
     with pytest.raises(TypeError, match='get_cat_ids'):
         ClassBalancedSampler([1, 2, 3], seed=0, rank=0, world_size=1)
+
+
+class LabelledBaseDataset(BaseDataset):
+    """A real mmengine dataset of label sets, the parts of a train + val ``ConcatDataset``."""
+
+    def __init__(self, labels):
+        self.labels = labels
+        super().__init__(serialize_data=False)
+
+    def load_data_list(self):
+        return [dict(labels=list(labels)) for labels in self.labels]
+
+    def get_cat_ids(self, idx):
+        return self.get_data_info(idx)['labels']
+
+
+def test_draws_through_mmengines_concat_dataset_of_train_and_val():
+    """The train + val phase-2 config samples mmengine's ConcatDataset: both parts count."""
+    train = LabelledBaseDataset([[0]] * 90 + [[1]] * 10)
+    val = LabelledBaseDataset([[1]] * 5 + [[2]] * 5 + [[]] * 3)
+    concat = ConcatDataset([train, val])
+    sampler = ClassBalancedSampler(concat, num_samples=NUM_DRAWS, seed=0, rank=0, world_size=1)
+    assert sorted(sampler.members) == [0, 1, 2]
+    assert sampler.members[1].tolist() == list(range(90, 105))  # 10 in train, 5 in val
+    assert sampler.members[2].tolist() == list(range(105, 110))  # val only
+    draws = list(sampler)
+    counts = np.bincount([concat.get_data_info(i)['labels'][0] for i in draws], minlength=3)
+    expected = NUM_DRAWS / 3
+    sigma = math.sqrt(NUM_DRAWS * (1 / 3) * (2 / 3))
+    assert np.all(np.abs(counts - expected) <= NUM_SIGMAS * sigma), counts

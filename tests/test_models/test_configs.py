@@ -24,6 +24,18 @@ STOCK_MULTISPORTS = os.path.join(
     'slowfast',
     'slowfast_kinetics400-pretrained-r50_8xb16-4x16x1-8e_multisports-rgb.py',
 )
+#: Phase-1 config -> its decoupled phase 2, for every model the paper submits.
+PHASE2 = {
+    'pcca_slowfast-r101-k400-pre_8xb4-8x8x1-12e_multisports-rgb-256x455.py': (
+        'pcca-decoupled_slowfast-r101-k400-pre_8xb4-8x8x1-2e-cb_multisports-rgb-256x455.py'
+    ),
+    'pcca_slowfast-r101-k400-pre_8xb3-8x8x1-12e_multisports-rgb-360x640.py': (
+        'pcca-decoupled_slowfast-r101-k400-pre_8xb3-8x8x1-2e-cb_multisports-rgb-360x640.py'
+    ),
+    'pcca_slowfast-r101-k400-pre_8xb4-8x8x1-train+val-15e_multisports-rgb-256x455.py': (
+        'pcca-decoupled_slowfast-r101-k400-pre_8xb4-8x8x1-train+val-2e-cb_multisports-rgb-256x455.py'
+    ),
+}
 #: Paper section 3.1.
 PAPER_SCHEDULE = dict(lr=0.1, momentum=0.9, weight_decay=1e-4, milestones=[5, 8, 10])
 
@@ -38,6 +50,8 @@ def test_expected_configs_exist():
         'pcca_slowfast-r101-k400-pre_8xb4-8x8x1-12e_multisports-rgb-256x455.py',
         'linear_slowfast-r101-k400-pre_8xb4-8x8x1-12e_multisports-rgb-256x455.py',
         'pcca_slowfast-r101-k400-pre_8xb3-8x8x1-12e_multisports-rgb-360x640.py',
+        'pcca_slowfast-r101-k600-pre_8xb4-8x8x1-12e_multisports-rgb-256x455.py',
+        *PHASE2.values(),
     ):
         assert needed in names
     assert len(TINY) >= 2
@@ -157,3 +171,42 @@ def test_metafile_lists_every_config():
         meta = yaml.safe_load(f)
     listed = sorted(os.path.basename(model['Config']) for model in meta['Models'])
     assert listed == sorted(config_id(path) for path in PCCA_CONFIGS)
+
+
+def phase2_schedule(cfg):
+    """What phase 2 changes: hooks, wrapper, epochs, optimizer, lr schedule, sampler."""
+    optim = cfg.optim_wrapper
+    return dict(
+        hooks=cfg.custom_hooks,
+        wrapper=cfg.model_wrapper_cfg,
+        loop=(cfg.train_cfg.type, cfg.train_cfg.max_epochs),
+        optimizer=optim.optimizer,
+        clip_grad=optim.clip_grad,
+        param_scheduler=cfg.param_scheduler,
+        sampler=cfg.train_dataloader.sampler,
+    )
+
+
+@pytest.mark.parametrize('phase1', sorted(PHASE2), ids=config_id)
+def test_each_submitted_model_has_its_phase2_config(phase1):
+    """Phase 2 = phase 1's model and data with ../_base_/schedules/decoupled_phase2.py."""
+    first = Config.fromfile(os.path.join(REPO_ROOT, 'configs', 'pcca', phase1))
+    second = Config.fromfile(os.path.join(REPO_ROOT, 'configs', 'pcca', PHASE2[phase1]))
+    reference = Config.fromfile(
+        os.path.join(REPO_ROOT, 'configs', '_base_', 'schedules', 'decoupled_phase2.py')
+    )
+    reference.train_dataloader = dict(sampler=reference.phase2_sampler)
+    expected = phase2_schedule(reference)
+    expected['sampler'] = {k: v for k, v in expected['sampler'].items() if k != '_delete_'}
+    assert phase2_schedule(second) == expected
+    assert second.train_dataloader.sampler.type == 'ClassBalancedSampler'
+    # The model, the data and the validation rhythm are phase 1's; weights from phase 1.
+    assert second.model.get('init_cfg') is None
+    first.model.pop('init_cfg')
+    second.model.pop('init_cfg', None)
+    assert second.model == first.model
+    assert second.train_dataloader.dataset == first.train_dataloader.dataset
+    assert second.train_dataloader.batch_size == first.train_dataloader.batch_size
+    assert second.train_cfg.val_interval == first.train_cfg.val_interval
+    run = os.path.splitext(phase1)[0]
+    assert second.load_from == f'work_dirs/{run}/epoch_{first.train_cfg.max_epochs}.pth'

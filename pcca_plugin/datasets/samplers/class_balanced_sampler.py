@@ -24,16 +24,36 @@ from mmengine.logging import MMLogger
 from torch.utils.data import Sampler
 
 
+def has_cat_ids(dataset) -> bool:
+    """Whether :func:`cat_ids` can answer for ``dataset``."""
+    if hasattr(dataset, 'get_cat_ids'):
+        return True
+    parts = getattr(dataset, 'datasets', None)
+    return (
+        parts is not None
+        and hasattr(dataset, '_get_ori_dataset_idx')
+        and all(has_cat_ids(part) for part in parts)
+    )
+
+
+def cat_ids(dataset, idx: int) -> List[int]:
+    """``dataset.get_cat_ids(idx)``, also through mmengine's ``ConcatDataset`` (train + val)."""
+    if hasattr(dataset, 'get_cat_ids'):
+        return dataset.get_cat_ids(idx)
+    part, part_idx = dataset._get_ori_dataset_idx(idx)
+    return cat_ids(dataset.datasets[part], part_idx)
+
+
 def class_to_indices(dataset: Sized) -> Dict[int, np.ndarray]:
     """``{class id: int64 (n_c,) indices of the samples containing it}`` via ``get_cat_ids``."""
-    if not hasattr(dataset, 'get_cat_ids'):
+    if not has_cat_ids(dataset):
         raise TypeError(
             f'{type(dataset).__name__} has no get_cat_ids(idx); the class-balanced '
             'sampler needs the label set of every sample'
         )
     members: Dict[int, List[int]] = {}
     for idx in range(len(dataset)):
-        for cat in set(dataset.get_cat_ids(idx)):
+        for cat in set(cat_ids(dataset, idx)):
             members.setdefault(int(cat), []).append(idx)
     return {cat: np.asarray(members[cat], dtype=np.int64) for cat in sorted(members)}
 
