@@ -31,8 +31,9 @@ def reference_forward(model, person, context):
     return q
 
 
+@pytest.mark.parametrize('attn_impl', ['factored', 'standard'])
 @pytest.mark.parametrize('with_pos', [False, True])
-def test_matches_equations(with_pos):
+def test_matches_equations(with_pos, attn_impl):
     torch.manual_seed(0)
     model = PersonContextTransformer(
         in_channels=12,
@@ -41,6 +42,7 @@ def test_matches_equations(with_pos):
         num_heads=4,
         context_size=(3, 2),
         with_pos_encoding=with_pos,
+        attn_impl=attn_impl,
     )
     model = model.double().eval()
     person = torch.randn(5, 12, dtype=torch.float64)
@@ -85,17 +87,20 @@ def test_positional_encoding_breaks_permutation_invariance():
 def test_mac_count_matches_torch_flop_counter():
     # train mode (dropout 0) and the math SDPA backend: the eval fast path and the
     # fused CPU attention kernel hide their products from the counter
+    # (the factored implementation's count: tests/test_models/test_factored_attention.py)
     model = PersonContextTransformer(
-        in_channels=24, embed_dims=16, num_layers=3, num_heads=4, dropout=0.0
+        in_channels=24, embed_dims=16, num_layers=3, num_heads=4, dropout=0.0, attn_impl='standard'
     ).train()
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), counter:
         model(torch.randn(5, 24), torch.randn(5, 9, 24))
-    assert counter.get_total_flops() / 2 == 5 * count_macs_per_person(24, 9, 16, 3)
+    assert counter.get_total_flops() / 2 == 5 * count_macs_per_person(
+        24, 9, 16, 3, attn_impl='standard'
+    )
 
 
 def test_paper_size_is_about_0_7_gmacs_per_person():
-    macs = count_macs_per_person(2304, 81)
+    macs = count_macs_per_person(2304, 81, attn_impl='standard')
     assert 0.6e9 < macs < 0.8e9, macs
 
 

@@ -142,14 +142,56 @@ def test_nan_proposal_is_an_error_not_a_nan_loss(tiny_model):
         tiny_model(data['inputs'][1:], samples[1:], mode='predict')
 
 
+def box_iou(box, boxes):
+    """IoU of one ``(4,)`` box with ``(n, 4)`` boxes (continuous pixel coordinates)."""
+    x1 = torch.maximum(boxes[:, 0], box[0])
+    y1 = torch.maximum(boxes[:, 1], box[1])
+    x2 = torch.minimum(boxes[:, 2], box[2])
+    y2 = torch.minimum(boxes[:, 3], box[3])
+    inter = (x2 - x1).clamp(min=0) * (y2 - y1).clamp(min=0)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / (area + areas - inter)
+
+
 def test_softmax_option_uses_stock_cross_entropy():
+    """With ``multilabel=False`` the loss is the softmax cross-entropy of the positive RoIs.
+
+    The expected value is computed here from the logits the head produced and
+    from the sampled RoIs: positives are the RoIs whose IoU with the ground
+    truth reaches the assigner's ``pos_iou_thr``; each contributes
+    ``-log softmax(logits)[gt class]``.
+    """
+    gt_box, gt_class = [4.0, 6.0, 30.0, 60.0], 3
     model = build_model(bbox_head=dict(multilabel=False))
-    data = preprocess(model, [make_sample([[4, 6, 30, 60]], [[4, 6, 30, 60]], [[3]])])
-    loss = model(**data, mode='loss')['loss_action_cls']
-    # recompute the stock single-label loss from the logits
     head = model.roi_head.bbox_head
     assert isinstance(head, PCCABBoxHead) and not head.multilabel
-    assert torch.isfinite(loss) and loss > 0
+    # the gt box, one far from it (a negative), and the gt added by the sampler
+    samples = [make_sample([gt_box, [50, 10, 80, 62]], [gt_box], [[gt_class]])]
+    data = preprocess(model, samples)
+    seen = {}
+    hooks = [
+        model.roi_head.bbox_roi_extractor.register_forward_hook(
+            lambda module, inputs, output: seen.update(rois=inputs[1].detach().clone())
+        ),
+        head.register_forward_hook(
+            lambda module, inputs, output: seen.update(logits=output.detach().clone())
+        ),
+    ]
+    loss = model(**data, mode='loss')['loss_action_cls']
+    for hook in hooks:
+        hook.remove()
+    pos_iou_thr = model.roi_head.train_cfg.assigner.pos_iou_thr
+    positive = box_iou(torch.tensor(gt_box), seen['rois'][:, 1:]) >= pos_iou_thr
+    assert 0 < positive.sum() < len(positive)  # positives and a negative were sampled
+    log_probs = torch.log_softmax(seen['logits'][positive].double(), dim=1)
+    expected = -log_probs[:, gt_class].mean()
+    torch.testing.assert_close(loss.double(), expected, rtol=1e-6, atol=1e-7)
+    # it is not the multi-label loss: per-class BCE of the same logits differs
+    targets = torch.zeros_like(seen['logits'][positive])
+    targets[:, gt_class] = 1
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(seen['logits'][positive], targets)
+    assert not torch.isclose(loss, bce, rtol=1e-3)
 
 
 def roi_head_cfg(**changes):

@@ -19,6 +19,7 @@ from mmdet.registry import MODELS
 from torch import Tensor
 
 from ..layers.cross_attention import (
+    DEFAULT_ATTN_IMPL,
     DROPOUT,
     EMBED_DIMS,
     NUM_HEADS,
@@ -62,6 +63,11 @@ class PCCABBoxHead(NegativeRoILossMixin, BBoxHeadAVA):
             without an action, false detections; see
             :mod:`~pcca_plugin.models.bbox_heads.negative_roi_loss`); 0 keeps
             mmaction2's loss, which ignores them.
+        attn_impl (str): ``'factored'`` (default: the same attention without
+            computing keys and values, about 4.5x fewer multiply-adds) or
+            ``'standard'`` (the reference); both use the same parameters, so a
+            checkpoint of either loads into the other (see
+            :class:`~pcca_plugin.models.layers.PersonContextTransformer`).
     """
 
     def __init__(
@@ -82,6 +88,7 @@ class PCCABBoxHead(NegativeRoILossMixin, BBoxHeadAVA):
         focal_gamma: float = 0.0,
         focal_alpha: float = 1.0,
         neg_loss_weight: float = 0.0,
+        attn_impl: str = DEFAULT_ATTN_IMPL,
     ) -> None:
         super().__init__(
             background_class=background_class,
@@ -109,6 +116,7 @@ class PCCABBoxHead(NegativeRoILossMixin, BBoxHeadAVA):
             dropout=transformer_dropout,
             context_size=self.context_size,
             with_pos_encoding=with_pos_encoding,
+            attn_impl=attn_impl,
         )
         self.fc_cls = nn.Linear(embed_dims, num_classes)
 
