@@ -2,7 +2,7 @@
 
 Usage::
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--cfg-options k=v ...]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
     bash tools/dist_train.sh CONFIG NUM_PROCS [same options]      # torchrun, --launcher pytorch
     bash tools/slurm_train.sh PARTITION JOB CONFIG [same options]  # srun, --launcher slurm
 
@@ -27,6 +27,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import pcca_plugin  # noqa: E402,F401  (registers components, applies compat fixes)
+from pcca_plugin.engine.amp import enable_amp  # noqa: E402
 from pcca_plugin.engine.distributed import LAUNCHERS, configure_launcher  # noqa: E402
 
 
@@ -69,6 +70,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         const='auto',
         help='resume from CKPT, or from the latest checkpoint of the work dir when no CKPT',
     )
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision (float16 on CUDA, bfloat16 on CPU); the config switch amp=True '
+        'does the same',
+    )
     add_common_arguments(parser)
     return parser.parse_args(argv)
 
@@ -77,6 +84,8 @@ def main(argv: Optional[List[str]] = None) -> Runner:
     """Build the Runner from the config and train; return the Runner."""
     args = parse_args(argv)
     cfg = load_config(args)
+    if args.amp or cfg.get('amp', False):
+        enable_amp(cfg, 'tools/train.py --amp' if args.amp else f'{args.config}: amp=True')
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:

@@ -21,6 +21,9 @@ env_cfg = dict(
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=True)
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='ActionVisualizer', vis_backends=vis_backends)
+# Mixed precision (float16 on CUDA, bfloat16 on CPU): True switches optim_wrapper to
+# pcca_plugin's DeviceAmpOptimWrapper in tools/train.py, as its --amp does (docs/inference.md).
+amp = False
 log_level = 'INFO'
 load_from = None
 resume = False

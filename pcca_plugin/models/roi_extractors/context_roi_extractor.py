@@ -322,6 +322,10 @@ class ContextRoIExtractor(nn.Module):
                 'configured; make roi_head.bbox_roi_extractor.in_channels and '
                 'roi_head.bbox_head.in_channels match the backbone.'
             )
+        if v.dtype in (torch.float16, torch.bfloat16):
+            # under autocast: RoIAlign and the box coordinates in float32 (mmcv's CPU
+            # RoIAlign has no half kernels; bfloat16 pixel coordinates are off by pixels)
+            v = v.float()
         rois = rois.to(v.dtype)
         check_rois(rois, num_images)
         if img_shapes is None:
