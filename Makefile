@@ -3,18 +3,21 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.pcca_setup_stamp
+# pinned versions every `pip install` of the setup is held to
+CONSTRAINTS ?= requirements/constraints.txt
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
 .PHONY: setup test demo demo-quick lint format clean
 
-$(STAMP): setup.py tools/setup_env.sh
-	PCCA_VENV=$(VENV) bash tools/setup_env.sh
+$(STAMP): setup.py tools/setup_env.sh $(CONSTRAINTS)
+	PCCA_VENV=$(VENV) PCCA_CONSTRAINTS=$(CONSTRAINTS) bash tools/setup_env.sh
 	touch $(STAMP)
 
-## setup: create .venv with the pinned stack (mmcv wheel built once and cached)
+## setup: create .venv with the pinned stack (pip -c $(CONSTRAINTS); mmcv wheel built once,
+## cached per torch / CUDA / FORCE_CUDA / Python, sha256-checked before it is installed)
 setup:
-	PCCA_VENV=$(VENV) bash tools/setup_env.sh
+	PCCA_VENV=$(VENV) PCCA_CONSTRAINTS=$(CONSTRAINTS) bash tools/setup_env.sh
 	touch $(STAMP)
 
 ## test: the whole test suite (installs first if needed)
