@@ -38,7 +38,7 @@ EXACT_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 #: Tubes checked together in one vectorised pass (bounds the temporary memory).
 _TUBE_CHECK_CHUNK = 65536
 #: Frame-detection rows validated together (bounds the temporary memory).
-_ROW_CHECK_CHUNK = 1 << 20
+_ROW_CHECK_CHUNK = 1 << 16
 #: What a truncated or corrupted pickle raises while it is read.
 _UNREADABLE_PICKLE_ERRORS = (
     pickle.UnpicklingError,
@@ -347,17 +347,26 @@ def check_frame_detections(
 
 
 def _check_frame_rows(detections, begin: int, stop: int, gt: GroundTruth, source: str, out):
-    """Check rows ``begin:stop`` and write their video, frame and label into ``out``."""
+    """Check rows ``begin:stop`` and write their video, frame and label into ``out``.
+
+    The block is transposed once so that every check runs on contiguous
+    columns; the integer columns are cast straight to the compact dtypes of
+    ``out``, and a value that the cast changes (a fraction, or out of the
+    dtype's range) is reported as not an integer in range.
+    """
     block = detections[begin:stop]  # (B, 8)
-    finite = np.isfinite(block)
-    if not finite.all():
-        row = begin + int(np.flatnonzero(~finite.all(axis=1))[0])
+    columns = np.ascontiguousarray(block.T)  # (8, B)
+    if not np.isfinite(columns).all():
+        row = begin + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
         raise ValueError(f'{source}: row {row} holds NaN or inf: {detections[row].tolist()}')
+    video_out, frame_out, label_out = out
     ints = []
-    for column, name, upper in ((0, 'video index', gt.num_videos), (2, 'label', gt.num_labels)):
-        values = block[:, column]
-        as_int = values.astype(np.int64)
-        bad = (values != as_int) | (as_int < 0) | (as_int >= upper)
+    checks = ((0, 'video index', gt.num_videos, video_out), (2, 'label', gt.num_labels, label_out))
+    for column, name, upper, target in checks:
+        values = columns[column]
+        with np.errstate(invalid='ignore'):  # out-of-range casts are caught just below
+            as_int = values.astype(target.dtype)
+        bad = (as_int != values) | (as_int < 0) | (as_int >= upper)
         if bad.any():
             row = begin + int(np.flatnonzero(bad)[0])
             raise ValueError(
@@ -366,9 +375,10 @@ def _check_frame_rows(detections, begin: int, stop: int, gt: GroundTruth, source
             )
         ints.append(as_int)
     video, label = ints
-    frames = block[:, 1]
-    frame = frames.astype(np.int64)
-    bad = (frames != frame) | (frame < 1) | (frame > gt.nframes[video])
+    frames = columns[1]
+    with np.errstate(invalid='ignore'):
+        frame = frames.astype(frame_out.dtype)
+    bad = (frame != frames) | (frame < 1) | (frame > gt.nframes[video])
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         row = begin + first
@@ -376,7 +386,6 @@ def _check_frame_rows(detections, begin: int, stop: int, gt: GroundTruth, source
             f'{source}: row {row}: frame {frames[first]:g} is not an integer in '
             f'[1, {gt.nframes[video[first]]}] (nframes of {gt.videos[video[first]]!r})'
         )
-    video_out, frame_out, label_out = out
     video_out[begin:stop] = video
     frame_out[begin:stop] = frame
     label_out[begin:stop] = label

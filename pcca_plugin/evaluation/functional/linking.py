@@ -59,6 +59,8 @@ TUBE_COLUMNS = 6
 _ROUNDING_SAFETY = 8.0
 #: Sort key offset that puts new tubes after the extended ones within a sequence.
 _NEW_TUBE_KEY = 1 << 30
+#: Bits of the within-sequence key when a sequence and a key are merged into one int64.
+_KEY_BITS = 32
 #: Upper bound on the elements of one batched pairwise-IoU block.
 _NMS_BLOCK_ELEMENTS = 1 << 18
 #: Detections linked together: whole videos are grouped up to about this many rows.
@@ -323,6 +325,8 @@ class _Linker:
     # -- one step -------------------------------------------------------------------------
 
     def _finish(self, idx: np.ndarray, time: int, end: int, key: np.ndarray) -> None:
+        if idx.size == 0:
+            return
         live = self.live
         self.finished.append(
             (
@@ -413,10 +417,11 @@ class _Linker:
             [self.seq[new_boxes], new_ids, new_boxes, np.ones(new_boxes.size, dtype=np.int64)]
         )  # (4, n)
         new_floats = np.stack([new_scores, np.abs(new_scores)])  # (2, n)
-        keys = np.concatenate([ext_keys, _NEW_TUBE_KEY + self.pos[new_boxes]])
+        keys = np.concatenate([ext_keys, _NEW_TUBE_KEY + self.pos[new_boxes]])  # (S',) < 2^31
         ints = np.concatenate([live.ints, new_ints], axis=1)  # (4, S')
         floats = np.concatenate([live.floats, new_floats], axis=1)  # (2, S')
-        order = np.lexsort((keys, ints[_Live.SEQ]))  # official list order: extended, then new
+        # Official list order: by sequence, then extended tubes by rank, then new ones by position.
+        order = np.argsort((ints[_Live.SEQ] << _KEY_BITS) | keys, kind='stable')
         self.live = _Live(ints[:, order], floats[:, order])
 
     def _assign(self, rank: np.ndarray, first_box: int, b_seq: np.ndarray) -> np.ndarray:
