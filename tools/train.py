@@ -28,7 +28,11 @@ from mmengine.runner import Runner  # noqa: E402
 
 import pcca_plugin  # noqa: E402,F401  (registers components, applies compat fixes)
 from pcca_plugin.engine.amp import enable_amp  # noqa: E402
-from pcca_plugin.engine.distributed import LAUNCHERS, configure_launcher  # noqa: E402
+from pcca_plugin.engine.distributed import (  # noqa: E402
+    LAUNCHERS,
+    check_slurm_environment,
+    configure_launcher,
+)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +53,8 @@ def load_config(args: argparse.Namespace) -> Config:
     """Config file + ``--cfg-options`` + work dir + launcher settings."""
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'{args.config}: no such config file')
+    if args.launcher == 'slurm':  # before any work: srun's variables are needed
+        check_slurm_environment()
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     cfg = Config.fromfile(args.config)
