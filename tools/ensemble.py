@@ -13,6 +13,16 @@ Usage::
 
     python tools/ensemble.py A.pkl B.pkl [C.pkl ...] -o ENSEMBLE.pkl [--weights 2 1 ...]
         [--gt GT.pkl]   # names the videos in errors and checks the rows against the GT
+    # test split (no GT): the format-only outputs of tools/test.py --test-split
+    python tools/ensemble.py A_frame_detections.pkl B_frame_detections.pkl \
+        --out-prefix work_dirs/submission/ensemble [--weights ...]
+
+Format-only results come with ``<prefix>_videos.json``, the ordered video list
+their ``video_index`` refers to; it is read for every input that has one,
+and inputs whose lists differ are an error (their indices would mean other
+videos). ``--out-prefix P`` writes a whole submission: ``P_frame_detections.pkl``,
+``P_videos.json`` and ``P_video_detections.pkl`` (the averaged detections
+linked into tubes), from the inputs' video list or ``--gt``.
 
 Rows are matched frame by frame; a frame whose rows (count, labels or boxes)
 differ between files is an error naming the first such frame and the files,
@@ -30,6 +40,13 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+from pcca_plugin.evaluation.functional.submission import (  # noqa: E402
+    VideoList,
+    read_video_list,
+    same_video_lists,
+    video_list_path_of,
+    write_submission,
+)
 from pcca_plugin.utils.pickle_io import dump_pickle, load_pickle  # noqa: E402
 
 #: Columns of a frame-detection row.
@@ -186,13 +203,41 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument('results', nargs='+', help='frame_detections.pkl files (2 or more)')
-    parser.add_argument('-o', '--out', required=True, help='output frame_detections.pkl')
+    outputs = parser.add_mutually_exclusive_group(required=True)
+    outputs.add_argument('-o', '--out', help='output frame_detections.pkl')
+    outputs.add_argument(
+        '--out-prefix',
+        help='write a submission: PREFIX_frame_detections.pkl, PREFIX_videos.json, '
+        "PREFIX_video_detections.pkl (needs the inputs' _videos.json or --gt)",
+    )
     parser.add_argument('--weights', nargs='+', type=float, help='one weight per file')
     parser.add_argument('--gt', help='MultiSports GT pickle: names videos, checks the rows')
     parser.add_argument(
         '--box-atol', type=float, default=DEFAULT_BOX_ATOL, help='box tolerance in pixels'
     )
     return parser.parse_args(argv)
+
+
+def input_video_list(paths: Sequence[str]) -> Optional[VideoList]:
+    """The video list shared by the inputs that have a ``_videos.json`` (None: none has one).
+
+    Raises:
+        ValueError: two inputs' lists differ, or only some inputs have one.
+    """
+    sidecars = [video_list_path_of(path) for path in paths]
+    present = [p for p in sidecars if p is not None and osp.isfile(p)]
+    if not present:
+        return None
+    if len(present) != len(paths):
+        lacking = [path for path, p in zip(paths, sidecars) if p is None or not osp.isfile(p)]
+        raise ValueError(
+            f'{lacking[0]} has no <prefix>_videos.json but {present[0]} has: its video_index '
+            'may mean other videos. Ensemble results of the same prepared split, each with '
+            'its video list'
+        )
+    lists = [read_video_list(p) for p in present]
+    same_video_lists(lists)
+    return lists[0]
 
 
 def main(argv: Optional[List[str]] = None) -> np.ndarray:
@@ -206,15 +251,37 @@ def main(argv: Optional[List[str]] = None) -> np.ndarray:
         if not osp.isfile(path):
             raise SystemExit(f'{path}: no such result file')
         detections.append(load_pickle(path))
-    video_names, gt = None, None
+    videos = input_video_list(args.results)
+    gt = None
     if args.gt:
         from pcca_plugin.evaluation.functional import load_ground_truth
 
         gt = load_ground_truth(args.gt)
-        video_names = gt.videos
+        if videos is not None and videos.names != gt.videos:
+            raise ValueError(
+                f"{videos.source} lists other videos (or another order) than {args.gt}'s "
+                "test_videos[0]; the inputs' video_index does not index this GT"
+            )
+        videos = VideoList.from_ground_truth(gt)
     merged = ensemble_frame_detections(
-        detections, args.weights, args.results, video_names, args.box_atol
+        detections,
+        args.weights,
+        args.results,
+        videos.names if videos is not None else None,
+        args.box_atol,
     )
+    if args.out_prefix:
+        if videos is None:
+            raise SystemExit(
+                '--out-prefix links the tubes, which needs the videos: the inputs have no '
+                '<prefix>_videos.json; give --gt'
+            )
+        paths = write_submission(args.out_prefix, merged, videos)
+        print(
+            f'{len(args.results)} files, {merged.shape[0]} rows -> '
+            + ', '.join(paths[key] for key in ('frame_detections', 'videos', 'video_detections'))
+        )
+        return merged
     if gt is not None:
         from pcca_plugin.evaluation.functional import check_frame_detections
 

@@ -31,6 +31,7 @@ train_val_dataset = dict(
             use_frames=False,
             person_det_score_thr={{_base_.person_det_score_thr}},
             num_classes={{_base_.num_classes}},
+            key_frames='annotated',  # val's annotated key frames, the train split's rule
         ),
     ],
 )

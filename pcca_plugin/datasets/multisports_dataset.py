@@ -15,6 +15,15 @@ Differences from mmaction2's ``AVADataset`` (1.2.0), on purpose:
   by ``empty_proposal_policy`` and logged.
 * In test mode every frame of every video is a sample (the prepared ``val``
   file lists all frames), not only annotated frames.
+* ``key_frames='annotated'`` trains on a split's annotated key frames only,
+  the rule of the prepared ``train`` split: the val half of a train+val run
+  (paper section 3.1) trains on val's annotated frames, not on every val frame.
+* The test split of the challenge (``prepare_multisports.py --split test``)
+  has no GT: its samples carry no boxes or labels. In test mode the ordered
+  video list with frame counts and resolutions goes into the dataset's
+  metainfo (``videos``, ``nframes``, ``resolution``), where
+  ``MultiSportsTubeMetric`` with ``format_only=True`` reads it to write the
+  submission files.
 * Proposal keys are checked against the videos; a key naming another video or
   a frame outside the video is an error naming the key.
 
@@ -45,6 +54,9 @@ DEFAULT_PERSON_DET_SCORE_THR = 0.6
 EMPTY_PROPOSAL_POLICIES = ('skip', 'keep', 'error')
 #: At most this many proposals per frame (highest scores first).
 DEFAULT_NUM_MAX_PROPOSALS = 1000
+#: Which of the file's key frames become samples: all of them, or those with an annotation
+#: (the rule of the prepared train split, ``prepare_multisports.py --train-frames annotated``).
+KEY_FRAME_RULES = ('file', 'annotated')
 #: How many offending keys an error or warning message quotes.
 NUM_EXAMPLES_IN_MESSAGE = 3
 
@@ -82,6 +94,9 @@ class MultiSportsDataset(BaseActionDataset):
             accept it), or an error naming the frames ('error').
         frame_stride: keep key frames ``1, 1 + s, 1 + 2s, ...`` of each video
             (composes with the stride given to the preparation tool).
+        key_frames: 'file' keeps every key frame the file lists; 'annotated'
+            keeps those with at least one GT box, the train split's rule (for
+            the val half of train+val training).
         check_media: at load time, raise if a video file or frame folder is missing.
         test_mode: evaluation mode.
         **kwargs: passed to :class:`mmaction.datasets.BaseActionDataset`.
@@ -100,6 +115,7 @@ class MultiSportsDataset(BaseActionDataset):
         num_max_proposals: int = DEFAULT_NUM_MAX_PROPOSALS,
         empty_proposal_policy: str = 'skip',
         frame_stride: int = 1,
+        key_frames: str = 'file',
         check_media: bool = True,
         test_mode: bool = False,
         **kwargs,
@@ -113,6 +129,9 @@ class MultiSportsDataset(BaseActionDataset):
             )
         if frame_stride < 1:
             raise ValueError(f'frame_stride must be >= 1, got {frame_stride}')
+        if key_frames not in KEY_FRAME_RULES:
+            raise ValueError(f'key_frames must be one of {KEY_FRAME_RULES}, got {key_frames!r}')
+        self.key_frames = key_frames
         self.proposal_file = proposal_file
         self.use_frames = use_frames
         self.video_suffix = video_suffix
@@ -215,15 +234,29 @@ class MultiSportsDataset(BaseActionDataset):
         """One data info per key frame (see the class docstring)."""
         ann = self._load_annotation()
         videos = ann['videos']
-        labels = list(ann['labels'])
-        num_classes = len(labels)
-        if self.num_classes is not None and self.num_classes != num_classes:
-            raise ValueError(
-                f'num_classes={self.num_classes} but {self.ann_file} has '
-                f'{num_classes} labels; set num_classes={num_classes}'
+        if ann['labels'] is not None:
+            labels = list(ann['labels'])
+            num_classes = len(labels)
+            if self.num_classes is not None and self.num_classes != num_classes:
+                raise ValueError(
+                    f'num_classes={self.num_classes} but {self.ann_file} has '
+                    f'{num_classes} labels; set num_classes={num_classes}'
+                )
+            self.num_classes = num_classes
+            self._metainfo.update(classes=tuple(labels))
+        else:  # a test split prepared without class names: the model's count
+            num_classes = self.num_classes or 0
+        if self.test_mode:
+            # The ordered video list, what a submission's video_index refers to. Only in
+            # test mode: ConcatDataset (train + val training) requires equal metainfo.
+            self._metainfo.update(
+                videos=tuple(videos),
+                nframes={video: int(info['nframes']) for video, info in videos.items()},
+                resolution={
+                    video: tuple(int(v) for v in info['resolution'])
+                    for video, info in videos.items()
+                },
             )
-        self.num_classes = num_classes
-        self._metainfo.update(classes=tuple(labels))
         if self.check_media:
             self._check_media(list(videos))
         proposals = self._load_proposals(videos)
@@ -237,6 +270,8 @@ class MultiSportsDataset(BaseActionDataset):
                 if (frame - FIRST_FRAME) % self.frame_stride:
                     continue
                 key = frame_key(video, frame)
+                if self.key_frames == 'annotated' and key not in ann['annotations']:
+                    continue
                 boxes, scores = self._select_proposals(proposals.get(key))
                 if len(boxes) == 0:
                     empty.append(key)

@@ -16,18 +16,25 @@ Outputs (``<name>`` defaults to ``multisports``):
 * ``<name>_dense_proposals_{train,val}.pkl``: the person boxes of that split's videos,
   float32 ``(n, 5)`` per frame key, validated.
 
+The challenge's test split has no GT. :func:`prepare_multisports_test` builds
+``<name>_test.pkl`` and ``<name>_dense_proposals_test.pkl`` from the videos
+alone: each video is decoded to read its frame count and resolution, every
+frame is a key frame, there are no labels, and the person boxes come from the
+given proposal files (e.g. ``tools/det/generate_proposals.py`` output).
+
 Frame annotation layout (:data:`ANNOTATION_FORMAT`, version :data:`ANNOTATION_VERSION`)::
 
     {
         'format': 'pcca_plugin.multisports_frames', 'version': 1,
-        'split': 'train' | 'val',
-        'labels': [class names],
-        'gt_file': path of the GT pickle it was made from,
+        'split': 'train' | 'val' | 'test',
+        'labels': [class names] (None for a test split prepared without a GT file),
+        'gt_file': path of the GT pickle it was made from (test split: the video root),
         'frame_stride': int,
         'videos': {video: {'nframes': int, 'resolution': (h, w),
                            'keyframes': int32 (F,) 1-based frames to iterate}},
         'annotations': {frame_key: {'bboxes': float32 (K, 4) normalised [x1, y1, x2, y2],
-                                    'labels': uint8 (K, num_classes) multi-hot}},
+                                    'labels': uint8 (K, num_classes) multi-hot}}
+                       (empty for the test split),
     }
 
 Unlike mmaction2's MultiSports conversion (one CSV row per annotated box), the
@@ -39,11 +46,14 @@ inflates frame-mAP.
 
 import os
 import os.path as osp
+import shutil
+import tempfile
 from collections import OrderedDict
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.logging import MMLogger
+from mmengine.utils import track_iter_progress
 
 from pcca_plugin.utils.multisports_format import (
     FIRST_FRAME,
@@ -59,6 +69,8 @@ ANNOTATION_FORMAT = 'pcca_plugin.multisports_frames'
 ANNOTATION_VERSION = 1
 #: The two splits and the GT field holding each one's video list.
 SPLIT_GT_FIELDS = OrderedDict([('train', 'train_videos'), ('val', 'test_videos')])
+#: The challenge test split: videos without GT, prepared from the videos alone.
+TEST_SPLIT = 'test'
 #: Which frames of a training video become key frames.
 TRAIN_FRAME_MODES = ('annotated', 'all')
 #: Boxes of two tubes on one frame with at least this IoU are one person with two labels.
@@ -393,21 +405,57 @@ def prepare_multisports(
     return written
 
 
-def extract_frames(
+class FrameCountError(OSError):
+    """A video decodes to another number of frames than the preparation expects."""
+
+
+class VideoProbe(NamedTuple):
+    """What decoding a whole video found.
+
+    Attributes:
+        nframes: frames decoded (the 1-based frames are ``1..nframes``).
+        height: frame height in pixels.
+        width: frame width in pixels.
+    """
+
+    nframes: int
+    height: int
+    width: int
+
+    @property
+    def resolution(self) -> Tuple[int, int]:
+        """``(height, width)``, the MultiSports ``resolution`` entry."""
+        return self.height, self.width
+
+
+def decode_video(
     video_path: str,
-    frame_dir: str,
+    frame_dir: Optional[str] = None,
     filename_tmpl: str = 'img_{:05d}.jpg',
     expected_frames: Optional[int] = None,
-) -> int:
-    """Decode a video with OpenCV into ``frame_dir/img_00001.jpg ...`` (1-based).
+) -> VideoProbe:
+    """Decode every frame of a video with OpenCV: count them, read the size, optionally save them.
+
+    The decoded count is what the dataset will index, so it must equal what
+    the preparation expects: ``expected_frames`` (the GT ``nframes``) when
+    given, else the frame count the container reports (when it reports one).
+    Frames are written into a hidden temporary folder next to ``frame_dir``
+    that replaces ``frame_dir`` only once the whole video decoded and checked,
+    so a failure never leaves a half-filled frame folder.
+
+    Args:
+        video_path: the video file.
+        frame_dir: write ``frame_dir/img_00001.jpg ...`` (1-based); None: only count.
+        filename_tmpl: frame file names, formatted with the 1-based frame number.
+        expected_frames: frames the GT says the video has (None: the container's count).
+
+    Returns:
+        :class:`VideoProbe` ``(nframes, height, width)``.
 
     Raises:
         FileNotFoundError: the video does not exist.
-        OSError: OpenCV cannot open or decode it, or it has fewer frames than
-            ``expected_frames`` (the GT ``nframes``).
-
-    Returns:
-        The number of frames written.
+        OSError: OpenCV cannot open it or decodes no frame.
+        FrameCountError: the decoded frame count differs from the expected one.
     """
     import cv2
 
@@ -416,20 +464,293 @@ def extract_frames(
     capture = cv2.VideoCapture(video_path)
     if not capture.isOpened():
         raise OSError(f'{video_path}: OpenCV cannot open this video; re-download or re-encode')
-    os.makedirs(frame_dir, exist_ok=True)
-    count = 0
+    header_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    temp_dir = None
+    if frame_dir is not None:
+        parent = osp.dirname(osp.abspath(frame_dir))
+        os.makedirs(parent, exist_ok=True)
+        temp_dir = tempfile.mkdtemp(
+            dir=parent, prefix=f'.{osp.basename(frame_dir)}.', suffix='.tmp'
+        )
+    count, height, width = 0, 0, 0
     try:
         while True:
-            ok, frame = capture.read()
+            if temp_dir is None:
+                # grab() decodes without converting the frame: enough to count.
+                ok = capture.grab()
+                if ok and count == 0:
+                    ok, frame = capture.retrieve()
+                    height, width = frame.shape[:2]
+            else:
+                ok, frame = capture.read()
+                if ok:
+                    height, width = frame.shape[:2]
+                    cv2.imwrite(
+                        osp.join(temp_dir, filename_tmpl.format(count + FIRST_FRAME)), frame
+                    )
             if not ok:
                 break
             count += 1
-            cv2.imwrite(osp.join(frame_dir, filename_tmpl.format(count)), frame)
+        capture.release()
+        if count == 0:
+            raise OSError(
+                f'{video_path}: OpenCV decoded no frame; the video is unreadable or truncated. '
+                'Re-download or re-encode it'
+            )
+        if expected_frames is not None:
+            expected, source = int(expected_frames), 'the GT nframes'
+        else:
+            expected, source = header_frames, 'its container header'
+        if expected > 0 and count != expected:
+            raise FrameCountError(
+                f'{video_path}: decoded {count} frames, {source} says {expected}; the video '
+                'is truncated or its frame count is wrong. Re-download it, or re-encode it '
+                '(ffmpeg -i IN -c:v libx264 OUT.mp4) and prepare it again'
+            )
+        if temp_dir is not None:
+            if osp.isdir(frame_dir):
+                shutil.rmtree(frame_dir)
+            os.replace(temp_dir, frame_dir)
+            temp_dir = None
     finally:
         capture.release()
-    if count == 0 or (expected_frames is not None and count < expected_frames):
-        raise OSError(
-            f'{video_path}: decoded {count} frames, the GT says {expected_frames}; '
-            'the video is unreadable or truncated'
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+    return VideoProbe(count, int(height), int(width))
+
+
+def extract_frames(
+    video_path: str,
+    frame_dir: str,
+    filename_tmpl: str = 'img_{:05d}.jpg',
+    expected_frames: Optional[int] = None,
+) -> int:
+    """Decode a video with OpenCV into ``frame_dir/img_00001.jpg ...`` (1-based).
+
+    A thin wrapper of :func:`decode_video` (same checks, same atomic folder).
+
+    Raises:
+        FileNotFoundError: the video does not exist.
+        OSError: OpenCV cannot open or decode it.
+        FrameCountError: it has another number of frames than ``expected_frames``
+            (the GT ``nframes``; None: the container's count).
+
+    Returns:
+        The number of frames written.
+    """
+    return decode_video(video_path, frame_dir, filename_tmpl, expected_frames).nframes
+
+
+# ---------------------------------------------------------------- test split (no GT)
+
+
+def find_videos(video_root: str, video_suffix: str = '.mp4') -> List[str]:
+    """Names of the videos under ``video_root``: ``<sport>/<video>`` without the suffix, sorted.
+
+    Raises:
+        FileNotFoundError: the folder does not exist or holds no ``*<video_suffix>`` file.
+    """
+    if not osp.isdir(video_root):
+        raise FileNotFoundError(f'{video_root}: no such video folder (--video-root)')
+    names = []
+    for folder, _, files in os.walk(video_root):
+        for name in files:
+            if name.endswith(video_suffix) and not name.startswith('.'):
+                rel = osp.relpath(osp.join(folder, name), video_root)
+                names.append(rel[: -len(video_suffix)].replace(os.sep, '/'))
+    if not names:
+        raise FileNotFoundError(
+            f'{video_root}: no *{video_suffix} video under this folder; check --video-root '
+            'and --video-suffix'
         )
-    return count
+    return sorted(names)
+
+
+def read_video_list(path: str) -> List[str]:
+    """Video names from a text file, one per line, in order (blank and ``#`` lines skipped).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file names a video twice or names none.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{path}: no such video list (--video-list)')
+    with open(path) as f:
+        names = [line.strip() for line in f]
+    names = [name for name in names if name and not name.startswith('#')]
+    if not names:
+        raise ValueError(f'{path}: the video list names no video')
+    seen = set()
+    for line, name in enumerate(names):
+        if name in seen:
+            raise ValueError(f'{path}: video {name!r} is listed twice (entry {line + 1})')
+        seen.add(name)
+    return names
+
+
+def build_test_annotation(
+    videos: 'OrderedDict[str, VideoProbe]',
+    labels: Optional[Sequence[str]] = None,
+    frame_stride: int = 1,
+    source: str = '',
+) -> Dict:
+    """Frame annotation dict of the test split (layout in the module docstring), without GT.
+
+    Every frame is a key frame (every ``frame_stride``-th from frame 1);
+    ``annotations`` is empty; ``labels`` is the model's class list when given
+    (from a GT file of the same dataset), else None.
+
+    Args:
+        videos: name -> :class:`VideoProbe`, in the order the submission indexes them.
+        labels: class names, or None.
+        frame_stride: keep frames ``1, 1 + s, ...``.
+        source: recorded as ``gt_file`` (where the videos came from).
+    """
+    if frame_stride < 1:
+        raise ValueError(f'frame_stride must be >= 1, got {frame_stride}')
+    entries = OrderedDict()
+    for video, probe in videos.items():
+        frames = np.arange(FIRST_FRAME, probe.nframes + 1, dtype=np.int32)
+        entries[video] = dict(
+            nframes=int(probe.nframes),
+            resolution=probe.resolution,
+            keyframes=frames[(frames - FIRST_FRAME) % frame_stride == 0],
+        )
+    return dict(
+        format=ANNOTATION_FORMAT,
+        version=ANNOTATION_VERSION,
+        split=TEST_SPLIT,
+        labels=None if labels is None else list(labels),
+        gt_file=source,
+        frame_stride=int(frame_stride),
+        videos=entries,
+        annotations={},
+    )
+
+
+def check_test_proposal_videos(proposals: Dict, videos: Sequence[str], source: str) -> None:
+    """Every proposal key names a test video and every test video has at least one person box.
+
+    Raises:
+        KeyError: a key names a video that is not in the test split.
+        ValueError: test videos without any person box (named, with the fix).
+    """
+    wanted = set(videos)
+    with_boxes = set()
+    for key, boxes in proposals.items():
+        video, _ = parse_frame_key(key)
+        if video not in wanted:
+            raise KeyError(
+                f'{source}: key {key!r} names video {video!r}, which is not a test video '
+                f'({len(wanted)} videos, e.g. {sorted(wanted)[:2]}). Keys are '
+                "'<sport>/<video>,<frame>' with the video's path under --video-root"
+            )
+        if len(np.asarray(boxes)):
+            with_boxes.add(video)
+    without = [video for video in videos if video not in with_boxes]
+    if without:
+        raise ValueError(
+            f'{source}: {len(without)} of {len(wanted)} test videos have no person box, e.g. '
+            f'{without[:3]}; a video without boxes gets no detection. Run '
+            'tools/det/generate_proposals.py on these videos and pass its output with --proposals'
+        )
+
+
+def prepare_multisports_test(
+    video_root: str,
+    proposal_files: Sequence[str],
+    out_dir: str,
+    name: str = 'multisports',
+    video_suffix: str = '.mp4',
+    video_list: Optional[str] = None,
+    labels_from: Optional[str] = None,
+    frame_root: Optional[str] = None,
+    frame_stride: int = 1,
+    logger: Optional[MMLogger] = None,
+) -> Dict[str, str]:
+    """Write ``<name>_test.pkl`` and ``<name>_dense_proposals_test.pkl`` from the videos alone.
+
+    Every video is decoded once (and its frames saved when ``frame_root`` is
+    given) to read its frame count and resolution. Nothing is written before
+    every check passed: unknown videos in the proposals, a video without any
+    person box, a missing video and a frame count that differs from the
+    container's are errors naming the item.
+
+    Args:
+        video_root: folder of ``<sport>/<video><video_suffix>``.
+        proposal_files: person-box pickles ``{'<video>,<frame>': (n, 5)}`` (e.g.
+            ``tools/det/generate_proposals.py`` output).
+        out_dir: output folder (created).
+        name: prefix of the output files.
+        video_suffix: file suffix of the videos.
+        video_list: text file ordering the videos (the order the submission's
+            ``video_index`` follows); None: every video under ``video_root``, sorted.
+        labels_from: a GT pickle of the same dataset whose ``labels`` (class
+            names) are recorded; None records no class names.
+        frame_root: also save every frame as ``frame_root/<video>/img_00001.jpg``.
+        frame_stride: key frames ``1, 1 + s, ...`` (1: every frame).
+        logger: where to report counts (default: the current MMLogger).
+
+    Returns:
+        ``{'test': path, 'proposals_test': path}``.
+    """
+    logger = logger or MMLogger.get_current_instance()
+    if frame_stride < 1:
+        raise ValueError(f'frame_stride must be >= 1, got {frame_stride}')
+    names = read_video_list(video_list) if video_list else find_videos(video_root, video_suffix)
+    paths = [osp.join(video_root, video + video_suffix) for video in names]
+    missing = [path for path in paths if not osp.isfile(path)]
+    if missing:
+        raise FileNotFoundError(
+            f'{len(missing)} of {len(names)} test videos are missing under {video_root}, '
+            f'e.g. {missing[:3]}'
+        )
+    labels = None
+    if labels_from:
+        gt = load_pickle(labels_from)
+        if not isinstance(gt, dict) or 'labels' not in gt:
+            raise KeyError(
+                f"{labels_from}: the class names come from the 'labels' key of a MultiSports "
+                'GT file, which this file lacks'
+            )
+        labels = list(gt['labels'])
+    proposals = load_proposal_files(proposal_files)
+    source = ', '.join(proposal_files)
+    check_test_proposal_videos(proposals, names, source)
+    probes = OrderedDict()
+    for video, path in zip(names, track_iter_progress(paths) if len(paths) > 1 else paths):
+        frame_dir = osp.join(frame_root, video) if frame_root else None
+        probes[video] = decode_video(path, frame_dir)
+    annotation = build_test_annotation(probes, labels, frame_stride, source=video_root)
+    split_boxes = {}
+    for key, boxes in proposals.items():
+        video, frame = parse_frame_key(key)
+        nframes = probes[video].nframes
+        if not FIRST_FRAME <= frame <= nframes:
+            raise ValueError(
+                f'{source}: key {key!r} is frame {frame}, outside video {video!r} '
+                f'(frames {FIRST_FRAME}..{nframes} decoded from {osp.join(video_root, video)}'
+                f'{video_suffix})'
+            )
+        split_boxes[frame_key(video, frame)] = check_proposal_array(boxes, key, source)
+    num_keyframes = sum(len(v['keyframes']) for v in annotation['videos'].values())
+    empty = sum(
+        1
+        for video, info in annotation['videos'].items()
+        for frame in info['keyframes']
+        if len(split_boxes.get(frame_key(video, frame), ())) == 0
+    )
+    if empty:
+        logger.warning(
+            f'test: {empty} of {num_keyframes} key frames have no person boxes; the dataset '
+            'handles them by its empty_proposal_policy'
+        )
+    os.makedirs(out_dir, exist_ok=True)
+    ann_path = osp.join(out_dir, f'{name}_{TEST_SPLIT}.pkl')
+    proposal_path = osp.join(out_dir, f'{name}_dense_proposals_{TEST_SPLIT}.pkl')
+    dump_pickle(annotation, ann_path)
+    dump_pickle(split_boxes, proposal_path)
+    logger.info(
+        f'test: {len(probes)} videos, {num_keyframes} key frames -> {ann_path}, {proposal_path}'
+    )
+    return {TEST_SPLIT: ann_path, f'proposals_{TEST_SPLIT}': proposal_path}

@@ -9,6 +9,10 @@ ann_file_train = f'{anno_root}/multisports_train.pkl'
 ann_file_val = f'{anno_root}/multisports_val.pkl'
 proposal_file_train = f'{anno_root}/multisports_dense_proposals_train.pkl'
 proposal_file_val = f'{anno_root}/multisports_dense_proposals_val.pkl'
+# The challenge test split (no GT), from prepare_multisports.py --split test (docs/submission.md).
+test_split_root = 'data/multisports/test'
+ann_file_test = f'{anno_root}/multisports_test.pkl'
+proposal_file_test = f'{anno_root}/multisports_dense_proposals_test.pkl'
 num_classes = 66
 
 # Paper section 3.1: SlowFast T x tau = 8 x 8, alpha = 4 -> 32 frames at interval 2;
@@ -71,6 +75,18 @@ val_dataloader = dict(
     ),
 )
 test_dataloader = val_dataloader
+# tools/test.py --test-split puts this dataset into test_dataloader (every frame a key frame).
+test_split_dataset = dict(
+    type=dataset_type,
+    ann_file=ann_file_test,
+    proposal_file=proposal_file_test,
+    pipeline=val_pipeline,
+    data_prefix=dict(img=test_split_root),
+    use_frames=False,
+    person_det_score_thr=person_det_score_thr,
+    num_classes=num_classes,
+    test_mode=True,
+)
 
 val_evaluator = dict(type='MultiSportsTubeMetric', gt_file=gt_file)
 test_evaluator = val_evaluator

@@ -187,6 +187,7 @@ def write_submission(
     len_thr: int = MIN_TUBE_LENGTH,
     score_thr: float = MIN_TUBE_SCORE,
     progress: bool = False,
+    tie_order: str = 'official',
 ) -> Dict[str, str]:
     """Check and link frame detections, then write the three submission files.
 
@@ -201,6 +202,7 @@ def write_submission(
         len_thr: minimum linked tube length in frames.
         score_thr: minimum linked tube score.
         progress: show a progress bar while linking.
+        tie_order: how the linker ranks tied scores (see :func:`link_tubes`).
 
     Returns:
         :func:`submission_paths` of ``prefix``.
@@ -212,7 +214,9 @@ def write_submission(
     gt = video_list_ground_truth(video_list)
     dets, _ = load_detections(frame_detections, 'frame detections')
     dets = check_frame_detections(dets, gt, paths['frame_detections']).array
-    tubes = link_tubes(gt, dets, len_thr=len_thr, score_thr=score_thr, progress=progress)
+    tubes = link_tubes(
+        gt, dets, len_thr=len_thr, score_thr=score_thr, progress=progress, tie_order=tie_order
+    )
     dump_pickle(np.asarray(dets, dtype=np.float64), paths['frame_detections'])
     write_video_list(video_list, paths['videos'])
     dump_pickle(tubes, paths['video_detections'])

@@ -15,6 +15,14 @@ Inputs, per data sample (mmaction2's ``FastRCNN`` + ``AVARoIHead`` output):
 * metainfo ``video_id`` (GT video name; a trailing ``.mp4`` is ignored),
   ``timestamp`` (1-based frame number) and optionally ``proposal_scores``
   ``(N,)`` (person-detector scores, used with ``multiply_detector_score``).
+
+With ``format_only=True`` (mmdet ``CocoMetric``'s convention) the metric needs
+no GT: it writes the challenge submission (``<outfile_prefix>_frame_detections.pkl``,
+``_videos.json``, ``_video_detections.pkl``; see
+:mod:`pcca_plugin.evaluation.functional.submission`), logs where, and returns
+no mAP. The videos come from ``gt_file`` when one is given, else from the
+dataset's metainfo (``videos``, ``nframes``, ``resolution``, ``classes``, set
+by ``MultiSportsDataset``).
 """
 
 import os.path as osp
@@ -40,6 +48,7 @@ from ..functional import (
 )
 from ..functional.ap import check_tie_order
 from ..functional.ground_truth import FRAME_DET_COLUMNS
+from ..functional.submission import VideoList, write_submission
 
 #: Video-name suffix that mmaction2's MultiSports annotations may carry.
 VIDEO_SUFFIX = '.mp4'
@@ -64,7 +73,7 @@ class MultiSportsTubeMetric(BaseMetric):
 
     Args:
         gt_file: ``multisports_GT.pkl`` (loaded with the restricted unpickler)
-            or a GT dict.
+            or a GT dict; may be None with ``format_only=True``.
         class_indices: GT label of every score column; ``-1`` drops a column
             (e.g. a background column: ``[-1, 0, 1, ..., 65]``). Default:
             identity, which needs exactly one column per GT label.
@@ -88,6 +97,10 @@ class MultiSportsTubeMetric(BaseMetric):
             argsort, as the official tool; its tie order depends on the numpy
             build) or ``'stable'`` (input order among ties: the same figures
             on every machine). See ``docs/protocol.md``, "Tied scores".
+        format_only: write the submission files under ``outfile_prefix``
+            instead of evaluating; returns no metric.
+        outfile_prefix: path prefix of the submission files (required with
+            ``format_only``).
         collect_device: 'cpu' or 'gpu' for gathering across ranks.
         prefix: metric name prefix (None: keys like ``'frame_mAP@0.5'``).
     """
@@ -96,7 +109,7 @@ class MultiSportsTubeMetric(BaseMetric):
 
     def __init__(
         self,
-        gt_file: Union[str, dict],
+        gt_file: Union[str, dict, None] = None,
         class_indices: Optional[Sequence[int]] = None,
         top_k: Optional[int] = None,
         score_thr: float = 0.0,
@@ -111,20 +124,47 @@ class MultiSportsTubeMetric(BaseMetric):
         dump_video_detections: Optional[str] = None,
         log_per_class: bool = True,
         tie_order: str = 'official',
+        format_only: bool = False,
+        outfile_prefix: Optional[str] = None,
         collect_device: str = 'cpu',
         prefix: Optional[str] = None,
     ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        self.gt_source = gt_file if isinstance(gt_file, str) else '<GT dict>'
-        self.gt: GroundTruth = load_ground_truth(gt_file)
+        if format_only and not outfile_prefix:
+            raise ValueError(
+                'MultiSportsTubeMetric: format_only=True writes the submission files but '
+                'outfile_prefix is not set; give the path prefix of the files, e.g. '
+                "outfile_prefix='work_dirs/submission/multisports' (tools/test.py "
+                '--format-only --outfile-prefix PREFIX)'
+            )
+        if gt_file is None and not format_only:
+            raise ValueError(
+                'MultiSportsTubeMetric: gt_file is required to evaluate; without GT (the '
+                'test split) set format_only=True and outfile_prefix'
+            )
+        self.format_only = bool(format_only)
+        self.outfile_prefix = outfile_prefix
+        self.gt_source = (
+            gt_file if isinstance(gt_file, str) else '<GT dict>' if gt_file is not None else None
+        )
+        self.gt: Optional[GroundTruth] = None if gt_file is None else load_ground_truth(gt_file)
+        #: The videos of the dataset's metainfo (format_only without GT), built on first use.
+        self._meta_videos: Optional[VideoList] = None
+        self._meta_index: Dict[str, int] = {}
+        self._meta_source: Optional[dict] = None
+        #: Score columns of the model (label space when no class names are known).
+        self._num_columns: int = 0
         if class_indices is not None:
             class_indices = [int(c) for c in class_indices]
+            num_labels = self.gt.num_labels if self.gt is not None else None
             bad = [
-                c for c in class_indices if c != IGNORED_COLUMN and not 0 <= c < self.gt.num_labels
+                c
+                for c in class_indices
+                if c < IGNORED_COLUMN or (num_labels is not None and c >= num_labels)
             ]
             if bad:
                 raise ValueError(
-                    f'class_indices holds {bad}, outside [0, {self.gt.num_labels}) of the labels '
+                    f'class_indices holds {bad}, outside [0, {num_labels}) of the labels '
                     f'of {self.gt_source} (use {IGNORED_COLUMN} to drop a column)'
                 )
         self.class_indices = class_indices
@@ -151,19 +191,52 @@ class MultiSportsTubeMetric(BaseMetric):
 
     # -- per batch -------------------------------------------------------------------------
 
+    def _videos(self) -> VideoList:
+        """format_only without GT: the videos of the dataset's metainfo, in its order."""
+        meta = self.dataset_meta or {}
+        if self._meta_videos is None or self._meta_source is not self._dataset_meta:
+            missing = [key for key in ('videos', 'nframes', 'resolution') if key not in meta]
+            if missing:
+                raise KeyError(
+                    f'MultiSportsTubeMetric: format_only without gt_file takes the test videos '
+                    f"from the dataset's metainfo, which lacks {missing}; test on a "
+                    'MultiSportsDataset (it sets them) or give gt_file'
+                )
+            names = [str(v) for v in meta['videos']]
+            classes = meta.get('classes')
+            self._meta_videos = VideoList(
+                names=names,
+                nframes=[int(meta['nframes'][v]) for v in names],
+                resolution=[tuple(int(x) for x in meta['resolution'][v]) for v in names],
+                labels=list(classes) if classes else [],
+                source='<dataset metainfo>',
+            )
+            self._meta_index = {name: i for i, name in enumerate(names)}
+            self._meta_source = self._dataset_meta
+        return self._meta_videos
+
+    def _num_labels(self, num_columns: int) -> int:
+        if self.gt is not None:
+            return self.gt.num_labels
+        labels = self._videos().labels
+        return len(labels) if labels else num_columns
+
     def _columns(self, num_columns: int, where: str):
         """Score columns kept and their GT labels."""
+        num_labels = self._num_labels(num_columns)
+        self._num_columns = num_columns
         if self.class_indices is None:
-            if num_columns != self.gt.num_labels:
+            if num_columns != num_labels:
                 hint = (
                     f' (a background column? pass class_indices=[{IGNORED_COLUMN}] + '
-                    f'list(range({self.gt.num_labels})))'
-                    if num_columns == self.gt.num_labels + 1
+                    f'list(range({num_labels})))'
+                    if num_columns == num_labels + 1
                     else ''
                 )
                 raise ValueError(
-                    f'{where}: the model scores {num_columns} classes but {self.gt_source} has '
-                    f'{self.gt.num_labels} labels; set class_indices{hint}'
+                    f'{where}: the model scores {num_columns} classes but '
+                    f'{self.gt_source or "the dataset"} has {num_labels} labels; set '
+                    f'class_indices{hint}'
                 )
             return np.arange(num_columns), np.arange(num_columns)
         if num_columns != len(self.class_indices):
@@ -178,11 +251,18 @@ class MultiSportsTubeMetric(BaseMetric):
     def _sample_rows(self, sample: dict) -> tuple:
         video_name = str(sample['video_id'])
         where = f'MultiSportsTubeMetric: sample (video_id={video_name!r})'
-        if video_name not in self.gt.video_index and video_name.endswith(VIDEO_SUFFIX):
+        if self.gt is not None:
+            video_index, resolution = self.gt.video_index, self.gt.resolution
+            split = f'test_videos[0] of {self.gt_source}'
+        else:
+            videos = self._videos()
+            video_index, resolution = self._meta_index, videos.resolution
+            split = "the dataset's video list"
+        if video_name not in video_index and video_name.endswith(VIDEO_SUFFIX):
             video_name = video_name[: -len(VIDEO_SUFFIX)]
-        if video_name not in self.gt.video_index:
-            raise KeyError(f'{where}: video not in test_videos[0] of {self.gt_source}')
-        video = self.gt.video_index[video_name]
+        if video_name not in video_index:
+            raise KeyError(f'{where}: video not in {split}')
+        video = video_index[video_name]
         frame = int(_to_numpy(sample['timestamp']).reshape(-1)[0])
         where = f'{where[:-1]}, timestamp={frame})'
         pred = sample['pred_instances']
@@ -203,7 +283,7 @@ class MultiSportsTubeMetric(BaseMetric):
                 )
             scores = scores * det_scores[:, None]
         if self.bbox_normalized:
-            height, width = self.gt.resolution[video]
+            height, width = resolution[video]
             boxes = boxes * np.array([width, height, width, height])
         if self.top_k is not None and self.top_k < scores.shape[1]:
             picked = np.argsort(-scores, axis=1, kind='stable')[:, : self.top_k]  # (N, k)
@@ -236,6 +316,8 @@ class MultiSportsTubeMetric(BaseMetric):
         results = sorted(results, key=lambda item: (item[0], item[1]))
         arrays = [rows for _, _, rows in results]
         dets = np.concatenate(arrays) if arrays else np.zeros((0, len(FRAME_DET_COLUMNS)))
+        if self.format_only:
+            return self._write_submission(dets)
         if self.dump_frame_detections:
             dump_pickle(dets, self.dump_frame_detections)
         metrics: Dict[str, float] = {}
@@ -260,6 +342,34 @@ class MultiSportsTubeMetric(BaseMetric):
         if self.log_per_class:
             self._log_table(frame_result, video_results)
         return metrics
+
+    def _write_submission(self, dets: np.ndarray) -> Dict[str, float]:
+        """format_only: write the submission files, log where, return no metric."""
+        if self.gt is not None:
+            videos = VideoList.from_ground_truth(self.gt)
+        else:
+            videos = self._videos()
+            if not videos.labels:  # a test split prepared without class names
+                num_labels = (
+                    max(self.class_indices) + 1 if self.class_indices else self._num_columns
+                )
+                videos.labels = [f'class {i}' for i in range(num_labels)]
+        paths = write_submission(
+            self.outfile_prefix,
+            dets,
+            videos,
+            len_thr=self.link_len_thr,
+            score_thr=self.link_score_thr,
+            tie_order=self.tie_order,
+        )
+        print_log(
+            f'MultiSportsTubeMetric (format_only): {len(dets)} frame detections of '
+            f'{len(videos.names)} videos -> {paths["frame_detections"]} (video list '
+            f'{paths["videos"]}), linked tubes -> {paths["video_detections"]}; no mAP '
+            'without GT. Upload them as docs/submission.md says',
+            logger='current',
+        )
+        return {}
 
     def _log_table(self, frame_result, video_results) -> None:
         names = list(frame_result.per_class)

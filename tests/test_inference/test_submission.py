@@ -1,0 +1,234 @@
+"""The test split becomes a submission: format-only testing, TTA and ensembles without GT.
+
+The val GT of the toy data is withheld (moved out of the data folder) and its
+videos prepared as a test split from the videos alone. The files written by
+``tools/test.py --format-only`` are then evaluated with
+``tools/eval_multisports.py`` and the withheld GT, and must give the figures
+of the normal evaluation of the same checkpoint.
+"""
+
+import json
+import os
+import os.path as osp
+import shutil
+
+import numpy as np
+import pytest
+
+from pcca_plugin.evaluation import MultiSportsTubeMetric
+from pcca_plugin.evaluation.functional import link_tubes
+from pcca_plugin.utils.pickle_io import load_pickle
+
+from .helpers import CONFIG_DATA_ROOT, TINY_PCCA, TINY_PCCA_TTA, load_tool
+
+#: Figures of the two paths agree to this (percent).
+TOLERANCE = 1e-6
+ANN_DIR = osp.join(CONFIG_DATA_ROOT, 'annotations')
+GT_NAME = 'toy_sports_GT.pkl'
+#: Smaller than the shared toy data (two runs of the whole test split): 2 test videos
+#: of 10 frames, tubes linked from 4 frames on so that short videos have tubes.
+SIZES = dict(
+    num_train_videos=1,
+    num_val_videos=2,
+    num_frames=10,
+    head_tube_len=(5, 8),
+    tail_tubes=dict(train=1, val=1),
+)
+LINK_LEN_THR = 4
+#: The TTA and ensemble runs take every 5th frame (frames 1 and 6).
+TTA_FRAME_STRIDE = 5
+#: Point the toy config's test set at the prepared test split.
+TEST_SPLIT_OPTIONS = [
+    f'test_dataloader.dataset.ann_file={ANN_DIR}/toy_sports_test.pkl',
+    f'test_dataloader.dataset.proposal_file={ANN_DIR}/toy_sports_dense_proposals_test.pkl',
+    f'test_evaluator.link_len_thr={LINK_LEN_THR}',
+]
+
+
+@pytest.fixture(scope='module')
+def test_split(tmp_path_factory):
+    """Toy data whose val GT is withheld and whose val videos are a test split."""
+    from make_toy_sports import make_toy_sports  # tools/data (see tests/conftest.py)
+
+    root = tmp_path_factory.mktemp('submission')
+    data = root / CONFIG_DATA_ROOT
+    make_toy_sports(str(data), seed=1, **SIZES)
+    withheld = root / 'withheld' / GT_NAME
+    withheld.parent.mkdir()
+    shutil.move(data / GT_NAME, withheld)
+    gt = load_pickle(str(withheld))
+    videos = root / 'test_videos'
+    for name in gt['test_videos'][0]:
+        target = videos / (name + '.mp4')
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(data / 'videos' / (name + '.mp4'), target)
+    prepare = load_tool('tools/data/multisports/prepare_multisports.py', 'prepare_multisports')
+    prepare.main(
+        [
+            '--split',
+            'test',
+            '--video-root',
+            str(videos),
+            '--proposals',
+            str(data / 'proposals' / 'toy_sports_dense_proposals_val.pkl'),
+            '--out-dir',
+            str(data / 'annotations'),
+            '--name',
+            'toy_sports',
+        ]
+    )
+    return dict(root=str(root), withheld=str(withheld), gt=gt)
+
+
+def _format_only(test_tool, config, checkpoint, prefix, work_dir, flags=(), options=()):
+    return test_tool.main(
+        [config, checkpoint, '--format-only', '--outfile-prefix', prefix, '--work-dir', work_dir]
+        + list(flags)
+        + ['--cfg-options', *TEST_SPLIT_OPTIONS, *options]
+    )
+
+
+def test_format_only_files_score_like_the_normal_evaluation(
+    test_split, tiny_checkpoint, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(test_split['root'])
+    assert not osp.exists(osp.join(CONFIG_DATA_ROOT, GT_NAME))  # withheld
+    test_tool = load_tool('tools/test.py', 'pcca_tools_test')
+    evaluate = load_tool('tools/eval_multisports.py', 'pcca_tools_eval_multisports')
+    normal = test_tool.main(
+        [
+            TINY_PCCA,
+            tiny_checkpoint,
+            '--work-dir',
+            str(tmp_path / 'normal'),
+            '--cfg-options',
+            f'test_evaluator.gt_file={test_split["withheld"]}',
+            f'test_evaluator.link_len_thr={LINK_LEN_THR}',
+        ]
+    )
+    prefix = str(tmp_path / 'submission' / 'toy')
+    assert _format_only(test_tool, TINY_PCCA, tiny_checkpoint, prefix, str(tmp_path / 'w')) == {}
+
+    frames, tubes = prefix + '_frame_detections.pkl', prefix + '_video_detections.pkl'
+    with open(prefix + '_videos.json') as f:
+        videos = json.load(f)
+    assert [v['name'] for v in videos['videos']] == test_split['gt']['test_videos'][0]
+    assert [v['nframes'] for v in videos['videos']] == [
+        test_split['gt']['nframes'][v] for v in test_split['gt']['test_videos'][0]
+    ]
+    dets = load_pickle(frames)
+    assert dets.ndim == 2 and dets.shape[1] == 8 and len(dets)
+    assert sum(len(v) for v in load_pickle(tubes).values()) > 0
+    for path in (frames, tubes):  # numpy 1.x has no numpy._core
+        with open(path, 'rb') as f:
+            assert b'numpy._core' not in f.read()
+
+    gt = test_split['withheld']
+    frame_map = evaluate.main(['frameAP', gt, frames, '--no-progress'])['frameAP']['mAP']
+    video_maps = {
+        thr: evaluate.main(['videoAP', gt, tubes, '-t', str(thr), '--no-progress'])['videoAP'][
+            'mAP'
+        ]
+        for thr in (0.2, 0.5)
+    }
+    video_range = evaluate.main(['videoAP_all', gt, tubes, '--no-progress'])['videoAP_all']
+    assert frame_map > 0.0  # the figures compared are not trivially zero
+    assert frame_map == pytest.approx(normal['frame_mAP@0.5'], abs=TOLERANCE)
+    for thr, value in video_maps.items():
+        assert value == pytest.approx(normal[f'video_mAP@{thr:g}'], abs=TOLERANCE)
+    assert video_range['0.10:0.90'] == pytest.approx(normal['video_mAP@0.1:0.9'], abs=TOLERANCE)
+
+
+def test_tta_and_ensemble_of_test_outputs(test_split, tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.chdir(test_split['root'])
+    test_tool = load_tool('tools/test.py', 'pcca_tools_test')
+    ensemble = load_tool('tools/ensemble.py', 'pcca_tools_ensemble')
+    plain, tta = str(tmp_path / 'plain'), str(tmp_path / 'tta')
+    stride = [f'test_dataloader.dataset.frame_stride={TTA_FRAME_STRIDE}']
+    _format_only(test_tool, TINY_PCCA, tiny_checkpoint, plain, str(tmp_path / 'w1'), (), stride)
+    _format_only(
+        test_tool, TINY_PCCA_TTA, tiny_checkpoint, tta, str(tmp_path / 'w2'), ['--tta'], stride
+    )
+    a, b = load_pickle(plain + '_frame_detections.pkl'), load_pickle(tta + '_frame_detections.pkl')
+    assert a.shape == b.shape and not np.allclose(a[:, 3], b[:, 3])  # TTA changed the scores
+    assert set(np.unique(a[:, 1])) <= set(range(1, SIZES['num_frames'] + 1, TTA_FRAME_STRIDE))
+
+    out = str(tmp_path / 'ensemble')
+    merged = ensemble.main(
+        [plain + '_frame_detections.pkl', tta + '_frame_detections.pkl', '--out-prefix', out]
+    )
+    np.testing.assert_allclose(merged[:, 3], (a[:, 3] + b[:, 3]) / 2)
+    np.testing.assert_array_equal(load_pickle(out + '_frame_detections.pkl'), merged)
+    with open(out + '_videos.json') as f, open(plain + '_videos.json') as g:
+        assert json.load(f)['videos'] == json.load(g)['videos']
+    # Tubes linked without GT are the tubes linking with the withheld GT gives (on these
+    # two frames per video, none is long enough; tests/test_evaluation/test_format_only.py
+    # compares the two linkings on detections that make many tubes).
+    written = load_pickle(out + '_video_detections.pkl')
+    reference = link_tubes(test_split['withheld'], merged)
+    assert sorted(written) == sorted(reference)
+    for label, entries in reference.items():
+        assert len(written[label]) == len(entries)
+        for (name, score, tube), (name2, score2, tube2) in zip(entries, written[label]):
+            assert name == name2 and score == pytest.approx(score2, abs=0)
+            np.testing.assert_array_equal(tube, tube2)
+
+    # Results of another video order cannot be averaged index by index.
+    with open(tta + '_videos.json') as f:
+        other = json.load(f)
+    other['videos'] = other['videos'][::-1]
+    with open(tta + '_videos.json', 'w') as f:
+        json.dump(other, f)
+    with pytest.raises(ValueError, match='list different names'):
+        ensemble.main(
+            [
+                plain + '_frame_detections.pkl',
+                tta + '_frame_detections.pkl',
+                '--out-prefix',
+                out + '2',
+            ]
+        )
+    assert not [n for n in os.listdir(tmp_path) if n.startswith('ensemble2')]
+
+
+def test_format_only_without_outfile_prefix_is_refused(
+    test_split, tiny_checkpoint, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(test_split['root'])
+    with pytest.raises(ValueError, match='format_only=True .* outfile_prefix is not set'):
+        MultiSportsTubeMetric(format_only=True)
+    with pytest.raises(ValueError, match='gt_file is required'):
+        MultiSportsTubeMetric()
+    test_tool = load_tool('tools/test.py', 'pcca_tools_test')
+    work_dir = tmp_path / 'work'
+    with pytest.raises(ValueError, match='--format-only .* pass --outfile-prefix'):
+        test_tool.main(
+            [TINY_PCCA, tiny_checkpoint, '--format-only', '--work-dir', str(work_dir)]
+            + ['--cfg-options', *TEST_SPLIT_OPTIONS]
+        )
+    assert not work_dir.exists()  # refused before the Runner started
+
+
+def test_test_split_option_swaps_in_the_configs_test_split(repo_root):
+    from mmengine.config import Config
+
+    test_tool = load_tool('tools/test.py', 'pcca_tools_test')
+    config = osp.join(
+        repo_root,
+        'configs',
+        'pcca',
+        'pcca_slowfast-r101-k400-pre_8xb4-8x8x1-train+val-15e_multisports-rgb-256x455.py',
+    )
+    cfg = Config.fromfile(config)
+    test_tool.use_test_split(cfg)
+    test_tool.set_format_only(cfg, 'work_dirs/submission/pcca')
+    dataset = cfg.test_dataloader.dataset
+    assert dataset.ann_file == cfg.ann_file_test and dataset.test_mode
+    assert dataset.proposal_file == cfg.proposal_file_test
+    assert dataset.data_prefix.img == cfg.test_split_root
+    evaluator = cfg.test_evaluator
+    assert evaluator.format_only and evaluator.gt_file is None
+    assert evaluator.outfile_prefix == 'work_dirs/submission/pcca'
+    # The toy config has no test split of its own: the option says what to do instead.
+    with pytest.raises(ValueError, match='lacks.*--split test.*--format-only'):
+        test_tool.use_test_split(Config.fromfile(TINY_PCCA))
