@@ -3,22 +3,30 @@
 Runs :func:`pcca_plugin.visualization.video_demo.run_video_demo` end to end
 (read, score every frame's clip, link, draw and write) with random weights on
 a generated 16:9 video with two moving persons in every frame, for each
-config, and prints a Markdown table (and writes it as JSON with ``--json``).
+config, and prints a Markdown table with the columns :data:`COLUMNS` (the
+table of ``docs/inference.md``), preceded by the machine, the date and the
+load (and writes it all as JSON with ``--json``).
 
 Usage::
 
-    python tools/demo/benchmark_demo.py [--threads 2] [--frames 32] [--json OUT.json]
-        [--configs CONFIG[:SHORT_SIDE[:FRAMES]] ...]
+    python tools/demo/benchmark_demo.py [--threads 2] [--json OUT.json]
+        [--video-size 360x640] [--configs CONFIG[:SHORT_SIDE[:FRAMES]] ...]
+    python tools/demo/benchmark_demo.py --quick   # seconds: the tiny config, 8 small frames
+
+``--video-size 96x192 --configs CONFIG:96:FRAMES`` measures toy-sports' native
+frame size.
 """
 
 import argparse
+import datetime
 import json
 import os
 import os.path as osp
+import platform
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -42,29 +50,67 @@ DEFAULT_CONFIGS = (
     'configs/pcca/pcca_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb.py:256:32',
     'configs/pcca/pcca_slowonly-r50-k400-pre_8xb4-8x8x1-12e_multisports-rgb-256x455.py:256:8',
 )
+#: ``--quick``: the tiny config on toy-sports' native frame size, 8 frames, one thread.
+QUICK_CONFIGS = ('configs/pcca/pcca_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb.py:96:8',)
+QUICK_VIDEO_SIZE = '96x192'
+QUICK_THREADS = 1
 #: The generated video: 360x640 (16:9, like MultiSports' 720x1280 halved) at 25 fps.
-VIDEO_HEIGHT, VIDEO_WIDTH, VIDEO_FPS = 360, 640, 25.0
+VIDEO_SIZE, VIDEO_FPS = '360x640', 25.0
+#: CPU threads of torch and OpenCV unless ``--threads`` says otherwise.
+DEFAULT_THREADS = 2
+#: Short side and frame count of a ``--configs`` entry that gives none.
+DEFAULT_SHORT_SIDE, DEFAULT_FRAMES = 256, 32
+#: Columns of the printed table (``docs/inference.md`` shows the same) and the row key of each.
+COLUMNS = (
+    ('config', 'config'),
+    ('params (M)', 'params_m'),
+    ('model input', 'input'),
+    ('clip (L x interval)', 'clip'),
+    ('frames', 'frames'),
+    ('fps (end to end)', 'fps'),
+    ('fps (scoring only)', 'score_fps'),
+)
 #: Two persons per frame, as normalised boxes moving by this much per frame.
 PERSON_BOXES = ((0.1, 0.3, 0.25, 0.9), (0.6, 0.25, 0.75, 0.85))
 STEP_PER_FRAME = 0.005
 PERSON_SCORE = 0.9
 
 
-def make_video(path: str, num_frames: int) -> Dict[int, np.ndarray]:
-    """Write the benchmark video; return its proposals (frame -> ``(2, 5)``)."""
+def parse_size(text: str) -> Tuple[int, int]:
+    """``'HxW'`` -> ``(height, width)``; an error naming the option otherwise."""
+    try:
+        height, width = (int(part) for part in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'--video-size {text!r}: expected HxW, e.g. 360x640'
+        ) from None
+    if height <= 0 or width <= 0:
+        raise argparse.ArgumentTypeError(f'--video-size {text!r}: sizes must be positive')
+    return height, width
+
+
+def make_video(
+    path: str, num_frames: int, size: Tuple[int, int] = parse_size(VIDEO_SIZE)
+) -> Dict[int, np.ndarray]:
+    """Write the benchmark video; return its proposals (frame -> ``(2, 5)``).
+
+    Args:
+        path: the mp4 to write.
+        num_frames: its frame count.
+        size: ``(height, width)`` in pixels.
+    """
+    height, width = size
     rng = np.random.default_rng(0)
-    writer = cv2.VideoWriter(
-        path, cv2.VideoWriter_fourcc(*'mp4v'), VIDEO_FPS, (VIDEO_WIDTH, VIDEO_HEIGHT)
-    )
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), VIDEO_FPS, (width, height))
     proposals = {}
-    size = np.array([VIDEO_WIDTH, VIDEO_HEIGHT, VIDEO_WIDTH, VIDEO_HEIGHT])
+    scale = np.array([width, height, width, height])
     for t in range(num_frames):
-        frame = rng.integers(40, 120, (VIDEO_HEIGHT, VIDEO_WIDTH, 3), dtype=np.uint8)
+        frame = rng.integers(40, 120, (height, width, 3), dtype=np.uint8)
         rows = []
         for index, box in enumerate(PERSON_BOXES):
             shift = STEP_PER_FRAME * t * (1 if index == 0 else -1)
             moved = np.array(box) + np.array([shift, 0, shift, 0])
-            x1, y1, x2, y2 = (moved * size).astype(int)
+            x1, y1, x2, y2 = (moved * scale).astype(int)
             cv2.rectangle(frame, (x1, y1), (x2, y2), (230, 230, 230), -1)
             rows.append(list(moved) + [PERSON_SCORE])
         writer.write(frame)
@@ -74,11 +120,17 @@ def make_video(path: str, num_frames: int) -> Dict[int, np.ndarray]:
 
 
 def benchmark(
-    config: str, short_side: int, num_frames: int, work_dir: str, batch_size: int
+    config: str,
+    short_side: int,
+    num_frames: int,
+    work_dir: str,
+    batch_size: int,
+    video_size: Tuple[int, int] = parse_size(VIDEO_SIZE),
 ) -> Dict:
-    """Run the demo once on a fresh video; return the figures."""
-    video = osp.join(work_dir, f'bench_{num_frames}.mp4')
-    proposals = make_video(video, num_frames)
+    """Run the demo once on a fresh video of ``video_size`` (H, W); return the figures."""
+    height, width = video_size
+    video = osp.join(work_dir, f'bench_{num_frames}_{height}x{width}.mp4')
+    proposals = make_video(video, num_frames, video_size)
     model, cfg = build_action_detector(config, None)
     settings = clip_settings_from_config(cfg)
     settings.short_side = short_side
@@ -97,9 +149,9 @@ def benchmark(
     )
     seconds = time.perf_counter() - start
     return dict(
-        config=osp.basename(config),
+        config=osp.splitext(osp.basename(config))[0],
         params_m=round(params / 1e6, 2),
-        input=f'{short_side}x{int(round(short_side * VIDEO_WIDTH / VIDEO_HEIGHT))}',
+        input=f'{short_side}x{int(round(short_side * width / height))}',
         clip=f'{settings.clip_len}x{settings.frame_interval}',
         frames=num_frames,
         seconds=round(seconds, 2),
@@ -111,44 +163,100 @@ def benchmark(
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--threads', type=int, default=2, help='torch/OpenCV CPU threads')
     parser.add_argument(
-        '--configs', nargs='+', default=list(DEFAULT_CONFIGS), help='CONFIG[:SHORT_SIDE[:FRAMES]]'
+        '--threads', type=int, default=None, help=f'torch/OpenCV CPU threads ({DEFAULT_THREADS})'
+    )
+    parser.add_argument(
+        '--configs',
+        nargs='+',
+        default=None,
+        help='CONFIG[:SHORT_SIDE[:FRAMES]] (default: the two configs of docs/inference.md, '
+        f'short side {DEFAULT_SHORT_SIDE}, {DEFAULT_FRAMES} frames unless given)',
+    )
+    parser.add_argument(
+        '--video-size', type=parse_size, default=None, help=f'HxW of the video ({VIDEO_SIZE})'
     )
     parser.add_argument('--batch-size', type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument('--json', help='write the figures here')
-    return parser.parse_args(argv)
+    parser.add_argument(
+        '--quick',
+        action='store_true',
+        help=f'a check that the benchmark runs: {QUICK_CONFIGS[0]} on {QUICK_VIDEO_SIZE} '
+        f'frames, {QUICK_THREADS} thread (options given explicitly still apply)',
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.configs = args.configs or list(QUICK_CONFIGS)
+        args.video_size = args.video_size or parse_size(QUICK_VIDEO_SIZE)
+        args.threads = args.threads or QUICK_THREADS
+    args.threads = args.threads or DEFAULT_THREADS
+    args.configs = args.configs or list(DEFAULT_CONFIGS)
+    args.video_size = args.video_size or parse_size(VIDEO_SIZE)
+    return args
+
+
+def parse_spec(spec: str) -> Tuple[str, int, int]:
+    """``CONFIG[:SHORT_SIDE[:FRAMES]]`` -> absolute config path, short side, frames."""
+    config, *rest = spec.split(':')
+    short_side = int(rest[0]) if rest else DEFAULT_SHORT_SIDE
+    frames = int(rest[1]) if len(rest) > 1 else DEFAULT_FRAMES
+    config = config if osp.isabs(config) else osp.join(REPO_ROOT, config)
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'--configs {spec}: no such config file {config}')
+    return config, short_side, frames
+
+
+def machine_summary(threads: int) -> Dict:
+    """Where and when the figures were measured: date, CPU, cores, load, torch."""
+    load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan')
+    return dict(
+        date=datetime.date.today().isoformat(),
+        cpu=platform.processor() or platform.machine(),
+        cores=os.cpu_count(),
+        load_average_1min=round(load, 2),
+        cuda=torch.cuda.is_available(),
+        torch=torch.__version__,
+        threads=threads,
+    )
+
+
+def format_table(rows: List[Dict]) -> str:
+    """The Markdown table of :data:`COLUMNS`, one line per row."""
+    lines = ['| ' + ' | '.join(title for title, _ in COLUMNS) + ' |']
+    lines.append('|' + '---|' * len(COLUMNS))
+    for row in rows:
+        lines.append('| ' + ' | '.join(str(row[key]) for _, key in COLUMNS) + ' |')
+    return '\n'.join(lines)
 
 
 def main(argv: Optional[List[str]] = None) -> List[Dict]:
     args = parse_args(argv)
+    specs = [parse_spec(spec) for spec in args.configs]  # every config checked before any run
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
+    machine = machine_summary(args.threads)
     rows = []
     with tempfile.TemporaryDirectory() as work_dir:
-        for spec in args.configs:
-            config, *rest = spec.split(':')
-            short_side = int(rest[0]) if rest else 256
-            frames = int(rest[1]) if len(rest) > 1 else 32
-            config = config if osp.isabs(config) else osp.join(REPO_ROOT, config)
-            rows.append(benchmark(config, short_side, frames, work_dir, args.batch_size))
+        for config, short_side, frames in specs:
+            rows.append(
+                benchmark(config, short_side, frames, work_dir, args.batch_size, args.video_size)
+            )
             print(rows[-1], flush=True)
-    header = (
-        '| config | params (M) | input | clip | frames | s | fps (end to end) | fps (scoring) |'
+    height, width = args.video_size
+    print(
+        f'\n{machine["date"]}, {machine["cores"]} CPU cores ({machine["cpu"]}), '
+        f'CUDA {"yes" if machine["cuda"] else "no"}, load average {machine["load_average_1min"]}; '
+        f'{args.threads} threads, torch {machine["torch"]}; video {height}x{width}\n'
     )
-    print(f'\n{args.threads} threads ({torch.__version__}, CPU)\n\n{header}')
-    print('|' + '---|' * 8)
-    for r in rows:
-        print(
-            f'| {r["config"]} | {r["params_m"]} | {r["input"]} | {r["clip"]} | {r["frames"]} '
-            f'| {r["seconds"]} | {r["fps"]} | {r["score_fps"]} |'
-        )
+    print(format_table(rows))
     if args.json:
-        with open(args.json, 'w', encoding='utf-8') as f:
-            json.dump(dict(threads=args.threads, rows=rows), f, indent=1)
+        tmp = args.json + '.tmp'
+        with open(tmp, 'w', encoding='utf-8') as f:
+            json.dump(dict(machine, video_size=[height, width], rows=rows), f, indent=1)
+        os.replace(tmp, args.json)
     return rows
 
 
 if __name__ == '__main__':
-    os.environ.setdefault('OMP_NUM_THREADS', '2')
+    os.environ.setdefault('OMP_NUM_THREADS', str(DEFAULT_THREADS))
     main()
