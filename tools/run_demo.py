@@ -415,9 +415,18 @@ def _run_seed(seed: int, work_dir: str, settings: DemoSettings) -> Dict:
         ),
     )
     print(
-        f'[demo] seed {seed} finished in {time.time() - begin:.0f} s (stage times in {state.path})'
+        f'[demo] seed {seed} finished in {time.time() - begin:.0f} s, peak memory '
+        f'{peak_memory_mib():.0f} MiB (this process; stage times in {state.path})'
     )
     return report
+
+
+def peak_memory_mib() -> float:
+    """Peak resident memory of this process so far, in MiB (``getrusage``'s ``ru_maxrss``)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == 'darwin' else peak / 2**10  # bytes on macOS, else KiB
 
 
 def seed_work_dir(work_dir: str, seed: int) -> str:
