@@ -210,3 +210,21 @@ def test_each_submitted_model_has_its_phase2_config(phase1):
     assert second.train_cfg.val_interval == first.train_cfg.val_interval
     run = os.path.splitext(phase1)[0]
     assert second.load_from == f'work_dirs/{run}/epoch_{first.train_cfg.max_epochs}.pth'
+
+
+def test_metafile_keeps_the_papers_figures_out_of_results():
+    """``Results`` is for figures these configs produced; the paper's are ``Paper Results``."""
+    import yaml
+
+    with open(os.path.join(REPO_ROOT, 'configs', 'pcca', 'metafile.yml')) as f:
+        meta = yaml.safe_load(f)
+    paper_f05 = set()
+    for model in meta['Models']:
+        for result in model.get('Results', []):
+            assert 'paper' not in str(result.get('Notes', '')).lower(), model['Name']
+        for result in model.get('Paper Results', []):
+            assert 'reported in the paper' in result['Notes'], model['Name']
+            assert 'not produced by this config' in result['Notes'], model['Name']
+            paper_f05.add(result['Metrics']['frame-mAP@0.5'])
+    # Table 1 of the paper, val set: linear, PCCA, PCCA decoupled, PCCA 360x640.
+    assert paper_f05 == {29.03, 39.48, 42.21, 41.6}

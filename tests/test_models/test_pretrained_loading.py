@@ -8,6 +8,7 @@ of the real models. Everything is offline: the unreachable URL is a closed local
 """
 
 import copy
+import functools
 import glob
 import os.path as osp
 import re
@@ -49,6 +50,7 @@ SLOW_WIDTH, FAST_WIDTH = 8, 1
 OVERRIDE = '--cfg-options model.init_cfg.checkpoint=PATH'
 
 
+@functools.lru_cache(maxsize=None)
 def checked_configs():
     """Every config under configs/pcca whose default init_cfg is ``CheckedPretrained``."""
     found = []
@@ -56,7 +58,7 @@ def checked_configs():
         init_cfg = Config.fromfile(path).model.get('init_cfg')
         if init_cfg and init_cfg.get('type') == 'CheckedPretrained':
             found.append(path)
-    return found
+    return tuple(found)
 
 
 def narrow(backbone_cfg):
