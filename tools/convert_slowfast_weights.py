@@ -53,6 +53,10 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import numpy as np
 import torch
 
+import pcca_plugin  # noqa: F401  (its compat fixes must come before mmaction2's models)
+from pcca_plugin.models.pretrained import PretrainedWeightsError, check_fit
+from pcca_plugin.utils.pickle_io import load_pickle
+
 #: Format names of the command line.
 FORMATS = ('pytorchvideo', 'pyslowfast')
 #: mmaction2 pathway of each PySlowFast / pytorchvideo pathway index.
@@ -290,8 +294,6 @@ def read_source(src: str, fmt: str) -> Tuple[Dict, str]:
     if not osp.isfile(src):
         raise ConversionError(f'{src}: no such checkpoint')
     if fmt == 'pyslowfast' and src.endswith('.pkl'):
-        from pcca_plugin.utils.pickle_io import load_pickle
-
         try:
             loaded = load_pickle(src)
         except Exception as exc:  # refused globals, truncation, garbage alike
@@ -431,8 +433,6 @@ def convert(src: str, fmt: str) -> Tuple[Dict[str, torch.Tensor], dict]:
         )
     added = add_bn_counters(converted)
     backbone = infer_backbone(converted)
-    from pcca_plugin.models.pretrained import PretrainedWeightsError, check_fit
-
     try:
         check_fit(
             {f'backbone.{n}': s for n, s in build_reference(backbone).items()},
