@@ -57,6 +57,7 @@ from mmengine.utils import track_iter_progress
 
 from pcca_plugin.utils.multisports_format import (
     FIRST_FRAME,
+    TRAINING_PREPARATION_GT_KEYS,
     check_gt_keys,
     frame_key,
     parse_frame_key,
@@ -104,7 +105,7 @@ def validate_gt(gt: Dict, source: str) -> None:
     inside ``[1, nframes]``, whose label indexes ``labels`` and whose boxes have
     ``x1 <= x2``, ``y1 <= y2``.
     """
-    check_gt_keys(gt, source)
+    check_gt_keys(gt, source, TRAINING_PREPARATION_GT_KEYS, 'training-data preparation')
     num_classes = len(gt['labels'])
     for split in SPLIT_GT_FIELDS:
         for video in split_video_names(gt, split, source):

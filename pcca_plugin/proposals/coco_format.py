@@ -18,7 +18,7 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 
 from ..utils.multisports_format import FIRST_FRAME, check_gt_keys
-from .ground_truth import frame_person_boxes, video_resolution
+from .ground_truth import PERSON_BOX_GT_KEYS, frame_person_boxes, video_resolution
 
 #: The only category of the person detector.
 PERSON_CATEGORY = {'id': 1, 'name': 'person', 'supercategory': 'person'}
@@ -49,7 +49,7 @@ def multisports_to_coco(
         ``categories``) and counts ``videos``, ``images``, ``annotations``,
         ``dropped_empty_boxes``.
     """
-    check_gt_keys(gt, source)
+    check_gt_keys(gt, source, PERSON_BOX_GT_KEYS, 'COCO conversion')
     if frame_interval < 1:
         raise ValueError(f'frame_interval must be >= 1, got {frame_interval}')
     images: List[Dict] = []

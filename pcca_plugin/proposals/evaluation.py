@@ -36,7 +36,7 @@ from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence
 import numpy as np
 
 from ..utils.multisports_format import check_gt_keys, frame_key, parse_frame_key
-from .ground_truth import frame_person_boxes, split_videos, video_resolution
+from .ground_truth import PERSON_BOX_GT_KEYS, frame_person_boxes, split_videos, video_resolution
 
 #: IoU a proposal needs with a ground-truth box to match it (paper Table 2: AP@0.5).
 DEFAULT_IOU_THR = 0.5
@@ -282,7 +282,7 @@ def evaluate_proposal_file_contents(
         iou_thr, max_per_frame: see :func:`evaluate_proposals`.
         gt_source, proposal_source: file names for error messages.
     """
-    check_gt_keys(gt, gt_source)
+    check_gt_keys(gt, gt_source, PERSON_BOX_GT_KEYS, 'proposal evaluation')
     if not isinstance(proposals, Mapping):
         raise TypeError(
             f'{proposal_source}: a proposal file holds a dict frame key -> (n, 5) '

@@ -14,6 +14,8 @@ from ..utils.multisports_format import check_gt_keys
 
 #: Output split name -> GT key (MultiSports calls its validation split ``test_videos``).
 SPLIT_KEYS = {'train': 'train_videos', 'val': 'test_videos', 'test': 'test_videos'}
+#: GT keys that reading person boxes (pixels and normalised) needs.
+PERSON_BOX_GT_KEYS = ('resolution', 'gttubes')
 
 
 def split_videos(gt: Mapping, split: str, source: str = 'GT') -> List[str]:
@@ -26,7 +28,7 @@ def split_videos(gt: Mapping, split: str, source: str = 'GT') -> List[str]:
     """
     if split not in SPLIT_KEYS:
         raise ValueError(f'unknown split {split!r}; choose from {sorted(SPLIT_KEYS)}')
-    check_gt_keys(gt, source)
+    check_gt_keys(gt, source, (SPLIT_KEYS[split],), f'listing the {split} videos')
     entry = gt[SPLIT_KEYS[split]]
     if not entry or not isinstance(entry[0], (list, tuple)):
         raise ValueError(
@@ -48,7 +50,7 @@ def frame_person_boxes(gt: Mapping, video: str, source: str = 'GT') -> Dict[int,
         frame number -> np.ndarray[G, 4] float64 ``[x1, y1, x2, y2]`` in
         pixels, exact duplicates removed (rows sorted), frames ascending.
     """
-    check_gt_keys(gt, source)
+    check_gt_keys(gt, source, ('gttubes',), 'reading person boxes')
     if video not in gt['gttubes']:
         raise KeyError(f'{source}: video {video!r} has no entry in gttubes')
     per_frame: Dict[int, List[np.ndarray]] = {}

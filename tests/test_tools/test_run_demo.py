@@ -184,12 +184,12 @@ def test_heads_train_on_the_pretrained_backbone_which_stays_frozen(quick_demo):
     import torch
 
     stages = seed_state(quick_demo['work_dir'], 0)['stages']
-    pretrained = torch.load(stages['pretrain']['outputs']['backbone'], weights_only=False)
+    pretrained = torch.load(stages['pretrain']['outputs']['backbone'])
     pretrained = pretrained['state_dict']
     assert pretrained and all(name.startswith('backbone.') for name in pretrained)
     for model in ('linear', 'pcca'):
         checkpoint = stages[f'train_{model}']['outputs']['checkpoint']
-        weights = torch.load(checkpoint, weights_only=False)['state_dict']
+        weights = torch.load(checkpoint)['state_dict']
         for name, value in pretrained.items():
             assert torch.equal(weights[name], value), (model, name)
         assert any(name.startswith('roi_head.') for name in weights)

@@ -1,0 +1,321 @@
+"""The whole chain runs on pickles written the way real tools write them.
+
+Every test is parametrised by the writer style of ``pickle_styles.STYLES``:
+numpy 2 ``pickle.dumps`` under protocols 0, 2, 4, 5; numpy 1.x's own
+spelling (``numpy.core.multiarray._reconstruct`` + ``_codecs.encode``, the
+MultiSports release's protocol 2) under protocols 0, 2, 5; and a Python 2
+``cPickle`` protocol 2 with byte strings. Each step's result on such files
+must equal its result on the project's own (portable) files or on the
+in-memory objects: preparation, the dataset, frame-mAP, linking, video-mAP,
+the metric, ``tools/eval_multisports.py`` (a subprocess), ``tools/ensemble.py``
+and the proposal tools. The builders are the existing tests' own.
+
+A GT without ``train_videos`` (the official evaluation never reads it)
+evaluates; only training-data preparation refuses it, naming the key, the
+file and the step.
+"""
+
+import json
+import os
+import os.path as osp
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_datasets.test_preparation import _tiny_gt
+from test_evaluation.cases import make_case
+from test_evaluation.test_metric import evaluate, perfect_samples
+from test_evaluation.test_metric import make_gt as make_metric_gt
+from test_inference.test_ensemble import ensemble
+from test_inference.test_ensemble import make_dets as make_ensemble_dets
+from test_inference.test_ensemble import make_gt as make_ensemble_gt
+from test_proposals.conftest import load_tool
+
+from pcca_plugin.datasets import MultiSportsDataset
+from pcca_plugin.datasets.preparation import prepare_multisports
+from pcca_plugin.evaluation import MultiSportsTubeMetric
+from pcca_plugin.evaluation.functional import frame_ap, link_tubes, video_ap
+from pcca_plugin.proposals import evaluate_proposal_file_contents
+from pcca_plugin.utils.multisports_format import (
+    EVALUATION_GT_KEYS,
+    TRAINING_PREPARATION_GT_KEYS,
+    check_gt_keys,
+    frame_key,
+)
+from pcca_plugin.utils.pickle_io import dump_pickle, dumps_pickle, load_pickle
+
+from .pickle_styles import STYLES, assert_same, write
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+STYLE_NAMES = sorted(STYLES)
+#: The style of the real MultiSports release and of the official tools.
+RELEASE_STYLE = 'numpy1-protocol2'
+VIDEO_IOU_THR = 0.2
+#: Shortest linked tube: the seeded cases' videos are 18 to 40 frames long.
+LEN_THR = 3
+
+
+def person_boxes(gt, value=(0.1, 0.1, 0.3, 0.9, 0.95)):
+    """One normalised person box on every frame of every video (frame key -> (1, 5))."""
+    return {
+        frame_key(video, frame): np.array([value], dtype=np.float64)
+        for video, nframes in gt['nframes'].items()
+        for frame in range(1, nframes + 1)
+    }
+
+
+def gt_boxes_as_proposals(gt, videos):
+    """The GT person boxes of ``videos`` as normalised proposals (AP and AR 100)."""
+    proposals = {}
+    for video in videos:
+        height, width = gt['resolution'][video]
+        per_frame = {}
+        for tubes in gt['gttubes'][video].values():
+            for tube in tubes:
+                for frame, *box in tube:
+                    per_frame.setdefault(int(frame), []).append(box)
+        for frame, rows in per_frame.items():
+            rows = np.unique(np.asarray(rows, dtype=np.float64), axis=0)
+            rows = rows / [width, height, width, height]
+            scores = np.linspace(1.0, 0.5, len(rows))[:, None]
+            proposals[frame_key(video, frame)] = np.concatenate([rows, scores], 1)
+    return proposals
+
+
+@pytest.mark.parametrize('style', STYLE_NAMES)
+def test_preparation_and_dataset(style, tmp_path):
+    gt = _tiny_gt()
+    boxes = person_boxes(gt)
+    styled = prepare_multisports(
+        write(gt, tmp_path / 'gt.pkl', style),
+        [write(boxes, tmp_path / 'boxes.pkl', style)],
+        str(tmp_path / 'styled'),
+        name='tiny',
+    )
+    dump_pickle(gt, tmp_path / 'plain_gt.pkl')
+    dump_pickle(boxes, tmp_path / 'plain_boxes.pkl')
+    plain = prepare_multisports(
+        str(tmp_path / 'plain_gt.pkl'),
+        [str(tmp_path / 'plain_boxes.pkl')],
+        str(tmp_path / 'plain'),
+        name='tiny',
+    )
+    for key in ('train', 'val', 'proposals_train', 'proposals_val'):
+        expected, actual = load_pickle(plain[key]), load_pickle(styled[key])
+        if key in ('train', 'val'):  # each names its own GT file
+            assert actual.pop('gt_file') == str(tmp_path / 'gt.pkl')
+            expected.pop('gt_file')
+        assert_same(expected, actual, key)
+
+    # The dataset reads annotation and proposal files written in the style.
+    def dataset(ann_file, proposal_file):
+        return MultiSportsDataset(
+            ann_file=ann_file,
+            pipeline=[],
+            proposal_file=proposal_file,
+            data_prefix=dict(img=str(tmp_path / 'frames')),
+            check_media=False,
+        )
+
+    for split in ('train', 'val'):
+        reference = dataset(plain[split], plain[f'proposals_{split}'])
+        ann = write(load_pickle(plain[split]), tmp_path / f'{split}_ann.pkl', style)
+        props = load_pickle(plain[f'proposals_{split}'])
+        read = dataset(ann, write(props, tmp_path / f'{split}_props.pkl', style))
+        assert len(read) == len(reference) > 0
+        for index in range(len(reference)):
+            expected, actual = reference.get_data_info(index), read.get_data_info(index)
+            for info in (expected, actual):
+                info.pop('sample_idx', None)
+            assert_same(expected, actual, f'{split}[{index}]')
+
+
+@pytest.mark.parametrize('style', STYLE_NAMES)
+def test_frame_map_linking_video_map_and_metric(style, tmp_path):
+    gt, dets = make_case(11)
+    gt_path = write(gt, tmp_path / 'gt.pkl', style)
+    dets_path = write(dets, tmp_path / 'frame_dets.pkl', style)
+    expected = frame_ap(gt, dets)
+    result = frame_ap(gt_path, dets_path)
+    assert result.mean_ap == expected.mean_ap and result.per_class == expected.per_class
+
+    tubes = link_tubes(gt_path, dets_path, len_thr=LEN_THR)
+    expected_tubes = link_tubes(gt, dets, len_thr=LEN_THR)
+    assert sum(map(len, expected_tubes.values())) > 0
+    assert_same(expected_tubes, tubes)
+    tubes_path = write(expected_tubes, tmp_path / 'video_dets.pkl', style)
+    assert (
+        video_ap(gt_path, tubes_path, VIDEO_IOU_THR).per_class
+        == video_ap(gt, expected_tubes, VIDEO_IOU_THR).per_class
+    )
+
+    metric_gt = make_metric_gt(num_videos=2)
+    from_file = evaluate(
+        MultiSportsTubeMetric(write(metric_gt, tmp_path / 'metric_gt.pkl', style)),
+        perfect_samples(metric_gt),
+    )
+    from_dict = evaluate(MultiSportsTubeMetric(metric_gt), perfect_samples(metric_gt))
+    assert from_file == from_dict and from_file['frame_mAP@0.5'] == pytest.approx(100.0)
+
+
+def run_cli(*args, in_process: bool = True) -> None:
+    """``tools/eval_multisports.py ARGS``: imported and called, or as a command (subprocess)."""
+    if in_process:
+        load_tool('tools/eval_multisports.py').main([*args, '--no-progress'])
+        return
+    command = [sys.executable, osp.join(REPO_ROOT, 'tools', 'eval_multisports.py'), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+
+
+#: (style, as a subprocess): every style in process; frameAP on the release's style as a
+#: command too (one process: importing the stack costs seconds on a small machine).
+CLI_CASES = [pytest.param(style, False, id=style) for style in STYLE_NAMES] + [
+    pytest.param(RELEASE_STYLE, True, id=f'{RELEASE_STYLE}-command')
+]
+
+
+@pytest.mark.parametrize('style,as_command', CLI_CASES)
+def test_eval_multisports_cli(style, as_command, tmp_path):
+    gt, dets = make_case(12)
+    gt_path = write(gt, tmp_path / 'gt.pkl', style)
+    dets_path = write(dets, tmp_path / 'frame_dets.pkl', style)
+    frame_json, video_json = str(tmp_path / 'frame.json'), str(tmp_path / 'video.json')
+    linked = str(tmp_path / 'linked.pkl')
+    run_cli('frameAP', gt_path, dets_path, '--json', frame_json, in_process=not as_command)
+    assert json.load(open(frame_json))['frameAP']['mAP'] == frame_ap(gt, dets).mean_ap
+    run_cli('link', gt_path, dets_path, '-o', linked, '--len-thr', str(LEN_THR))
+    expected_tubes = link_tubes(gt, dets, len_thr=LEN_THR)
+    # The CLI writes portable pickles: numpy scalars become Python scalars.
+    assert_same(pickle.loads(dumps_pickle(expected_tubes)), load_pickle(linked))
+    tubes_path = write(expected_tubes, tmp_path / 'video_dets.pkl', style)
+    run_cli('videoAP', gt_path, tubes_path, '-t', '0.2', '--json', video_json)
+    report = json.load(open(video_json))['videoAP']
+    assert report['mAP'] == video_ap(gt, expected_tubes, VIDEO_IOU_THR).mean_ap
+
+
+@pytest.mark.parametrize('style', STYLE_NAMES)
+def test_ensemble_tool(style, tmp_path):
+    gt = make_ensemble_gt()
+    outputs = {}
+    for kind, writer in (('plain', None), ('styled', style)):
+        folder = tmp_path / kind
+        folder.mkdir()
+        paths = []
+        for seed in (1, 2):
+            path = folder / f'dets_{seed}.pkl'
+            if writer:
+                write(make_ensemble_dets(seed), path, writer)
+            else:
+                dump_pickle(make_ensemble_dets(seed), path)
+            paths.append(str(path))
+        gt_path = folder / 'gt.pkl'
+        write(gt, gt_path, writer) if writer else dump_pickle(gt, gt_path)
+        out = str(folder / 'ensemble.pkl')
+        ensemble.main(paths + ['-o', out, '--gt', str(gt_path), '--weights', '1', '3'])
+        outputs[kind] = load_pickle(out)
+    np.testing.assert_array_equal(outputs['styled'], outputs['plain'])
+    expected = (make_ensemble_dets(1)[:, 3] + 3 * make_ensemble_dets(2)[:, 3]) / 4
+    np.testing.assert_allclose(outputs['styled'][:, 3], expected)
+
+
+@pytest.mark.parametrize('style', STYLE_NAMES)
+def test_proposal_tools(style, tmp_path):
+    gt = _tiny_gt()
+    val_videos = list(gt['test_videos'][0])
+    gt_path = write(gt, tmp_path / 'gt.pkl', style)
+    props_path = write(gt_boxes_as_proposals(gt, val_videos), tmp_path / 'props.pkl', style)
+    json_file = str(tmp_path / 'eval.json')
+    load_tool('tools/det/eval_proposals.py').main(
+        [props_path, gt_path, '--split', 'val', '--json', json_file]
+    )
+    overall = json.load(open(json_file))['overall']
+    assert overall['AP'] == pytest.approx(100.0) and overall['AR'] == pytest.approx(100.0)
+
+    to_coco = load_tool('tools/data/multisports/to_coco.py')
+    styled = to_coco.main([gt_path, '--out-dir', str(tmp_path / 'styled'), '--prefix', 'p'])
+    dump_pickle(gt, tmp_path / 'plain_gt.pkl')
+    plain = to_coco.main(
+        [str(tmp_path / 'plain_gt.pkl'), '--out-dir', str(tmp_path / 'plain'), '--prefix', 'p']
+    )
+    for a, b in zip(plain, styled):
+        expected, actual = json.load(open(a)), json.load(open(b))
+        assert actual.pop('info')['description'].endswith(gt_path)  # names its own GT file
+        expected.pop('info')
+        assert actual == expected
+
+    generate = load_tool('tools/det/generate_proposals.py')
+    frame_root = tmp_path / 'frames'
+    for video in gt['nframes']:
+        os.makedirs(frame_root / video)
+    args = generate.parse_args(
+        ['det.py', 'det.pth', '--gt', gt_path, '--split', 'all', '--out', 'x.pkl']
+        + ['--frame-root', str(frame_root)]
+    )
+    names = [source.name for source in generate.collect_sources(args)]
+    assert names == list(gt['train_videos'][0]) + val_videos
+
+
+# --- a GT without train_videos: each step asks only for the keys it reads -----------------
+
+
+@pytest.fixture
+def release_gt_without_train_videos(tmp_path):
+    """``make_case``'s GT minus ``train_videos``, written as the MultiSports release writes."""
+    gt, dets = make_case(13)
+    del gt['train_videos']
+    return gt, dets, write(gt, tmp_path / 'gt.pkl', RELEASE_STYLE)
+
+
+def test_gt_without_train_videos_evaluates(release_gt_without_train_videos, tmp_path):
+    gt, dets, gt_path = release_gt_without_train_videos
+    assert 'train_videos' not in load_pickle(gt_path)
+    dets_path = write(dets, tmp_path / 'dets.pkl', RELEASE_STYLE)
+    assert frame_ap(gt_path, dets_path).mean_ap == frame_ap(gt, dets).mean_ap
+    tubes = link_tubes(gt_path, dets_path, len_thr=LEN_THR)
+    assert video_ap(gt_path, tubes, VIDEO_IOU_THR).mean_ap == video_ap(gt, tubes, 0.2).mean_ap
+    run_cli('frameAP', gt_path, dets_path, '--json', str(tmp_path / 'f.json'))
+    assert json.load(open(tmp_path / 'f.json'))['frameAP']['mAP'] == frame_ap(gt, dets).mean_ap
+
+    metric_gt = make_metric_gt(num_videos=2)
+    del metric_gt['train_videos']
+    metric = MultiSportsTubeMetric(write(metric_gt, tmp_path / 'metric_gt.pkl', RELEASE_STYLE))
+    assert evaluate(metric, perfect_samples(metric_gt))['frame_mAP@0.5'] == pytest.approx(100.0)
+
+    # Proposals of the validation split need no train_videos either; the train split does.
+    proposals = gt_boxes_as_proposals(gt, gt['test_videos'][0])
+    overall = evaluate_proposal_file_contents(proposals, gt, split='val')['overall']
+    assert overall['AP'] == pytest.approx(100.0)
+    with pytest.raises(KeyError) as info:
+        evaluate_proposal_file_contents(proposals, load_pickle(gt_path), 'train', gt_source=gt_path)
+    assert all(s in str(info.value) for s in ("['train_videos']", gt_path, 'the train videos'))
+
+
+def test_gt_without_train_videos_is_refused_by_training_preparation_only(
+    release_gt_without_train_videos, tmp_path
+):
+    gt, _, gt_path = release_gt_without_train_videos
+    boxes_path = write(person_boxes(gt), tmp_path / 'boxes.pkl', RELEASE_STYLE)
+    out_dir = tmp_path / 'annotations'
+    with pytest.raises(KeyError) as info:
+        prepare_multisports(gt_path, [boxes_path], str(out_dir), name='real')
+    message = str(info.value)
+    assert f"{gt_path}: MultiSports GT is missing the keys ['train_videos']" in message
+    assert 'training-data preparation' in message
+    assert not out_dir.exists() or not os.listdir(out_dir), 'half-written output'
+
+
+def test_check_gt_keys_names_key_file_and_step():
+    gt = make_case(1)[0]
+    check_gt_keys(gt, 'gt.pkl', EVALUATION_GT_KEYS, 'evaluation')
+    del gt['train_videos'], gt['gttubes']
+    check_gt_keys(gt, 'gt.pkl', ('labels',), 'listing labels')
+    with pytest.raises(KeyError) as info:
+        check_gt_keys(gt, 'gt.pkl', TRAINING_PREPARATION_GT_KEYS, 'training-data preparation')
+    message = str(info.value)
+    assert "gt.pkl: MultiSports GT is missing the keys ['gttubes', 'train_videos']" in message
+    assert 'which training-data preparation needs' in message
+    with pytest.raises(TypeError, match='gt.pkl: a MultiSports GT file holds a dict'):
+        check_gt_keys([1], 'gt.pkl', EVALUATION_GT_KEYS, 'evaluation')
