@@ -17,6 +17,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.metadata
+import pickle
 import sys
 import types
 from typing import List
@@ -121,59 +122,98 @@ def history_buffer_getattr(owner, name: str):
     (protocol 2). Allow-listing the real ``builtins.getattr`` would let a
     malicious checkpoint reach any attribute of any allowed object; this one is
     registered under that name instead and refuses everything else.
+
+    Raises:
+        pickle.UnpicklingError: any other owner or name; ``torch.load`` reports
+            it as a failed ``weights_only`` load, with this message.
     """
     from mmengine.logging.history_buffer import HistoryBuffer
 
     builtin_statistics = ('min', 'max', 'current', 'mean')
-    if owner is HistoryBuffer and (
+    is_statistic = isinstance(name, str) and (
         name in builtin_statistics or name in HistoryBuffer._statistics_methods
-    ):
+    )
+    if owner is HistoryBuffer and is_statistic:
         return getattr(owner, name)
-    raise AttributeError(
+    raise pickle.UnpicklingError(
         f'weights_only checkpoint loading: refusing getattr({owner!r}, {name!r}); only '
         'mmengine HistoryBuffer statistics methods are allowed (pcca_plugin.compat)'
     )
 
 
-def mmengine_checkpoint_safe_globals() -> list:
-    """The non-tensor globals found in checkpoints that mmengine 0.10.7 writes.
+def _numpy_multiarray():
+    """``numpy._core.multiarray`` (numpy >= 1.26) or ``numpy.core.multiarray`` (older)."""
+    try:
+        return importlib.import_module('numpy._core.multiarray')
+    except ImportError:  # pragma: no cover - numpy < 1.26
+        return importlib.import_module('numpy.core.multiarray')
 
-    ``Runner.save_checkpoint`` stores the ``MessageHub`` state (``HistoryBuffer``
-    objects holding numpy arrays and references to their statistics methods),
-    numpy scalars (``meta['seed']`` and logged values), and the schedulers'
-    ``collections.Counter`` milestones. These are data, not code.
+
+#: Modules under which numpy 1.x and numpy 2 pickle their array/scalar reconstructors.
+NUMPY_PICKLE_MODULES = ('numpy.core.multiarray', 'numpy._core.multiarray')
+#: dtype kinds a checkpoint's arrays and scalars may have: bool, int, uint, float.
+CHECKPOINT_DTYPE_KINDS = 'biuf'
+
+
+def numeric_dtype_classes() -> list:
+    """numpy's dtype classes (``numpy.dtypes.Float64DType``...) of the kinds in
+    :data:`CHECKPOINT_DTYPE_KINDS`; empty before numpy 1.25, which has none.
+
+    torch's unpickler sets the state of an unpickled ``numpy.dtype(...)`` only
+    when the object's class is allowed, and since numpy 1.25 that class is the
+    dtype's own (``type(np.dtype('f8'))`` is ``Float64DType``). Object, string,
+    void and datetime dtypes are not among them: no mmengine checkpoint holds
+    them, and an object array could hold anything.
     """
-    import codecs
-    import collections
+    import numpy as np
 
+    dtypes = getattr(np, 'dtypes', None)
+    classes = []
+    for name in sorted(dir(dtypes)) if dtypes is not None else ():
+        cls = getattr(dtypes, name)
+        is_dtype_class = isinstance(cls, type) and issubclass(cls, np.dtype) and cls is not np.dtype
+        if not is_dtype_class or cls in classes:
+            continue
+        try:
+            kind = np.dtype(cls.type).kind
+        except TypeError:  # e.g. StringDType, whose scalar type is str
+            continue
+        if kind in CHECKPOINT_DTYPE_KINDS:
+            classes.append(cls)
+    return classes
+
+
+def mmengine_checkpoint_safe_globals() -> list:
+    """The globals, beyond torch's defaults, that checkpoints of mmengine 0.10.7 need.
+
+    ``Runner.save_checkpoint`` stores the ``MessageHub`` state:
+    ``HistoryBuffer`` objects holding numpy arrays, references to their
+    statistics methods (pickled as ``getattr(HistoryBuffer, 'mean')``), and
+    numpy scalars (``meta['seed']`` and logged values). A real checkpoint
+    names exactly these globals beyond what torch already allows
+    (``collections.Counter`` of the schedulers' milestones and
+    ``_codecs.encode`` of protocol-2 bytes are among torch's defaults);
+    ``tests/test_foundation/test_compat.py`` checks the two sets are equal.
+    numpy's two reconstructors are listed under their numpy 1.x and numpy 2
+    names, so a checkpoint written in either environment loads. Besides the
+    named globals, torch needs the class of every dtype whose state it sets:
+    only the numeric ones (:func:`numeric_dtype_classes`), not ``ObjectDType``.
+    These are data, not code.
+    """
     import numpy as np
     from mmengine.logging.history_buffer import HistoryBuffer
 
+    multiarray = _numpy_multiarray()
     safe = [
         HistoryBuffer,
         np.ndarray,
         np.dtype,
-        collections.Counter,
-        (codecs.encode, '_codecs.encode'),  # protocol-2 pickles of bytes
         (history_buffer_getattr, 'builtins.getattr'),
     ]
-    # Reconstructors that numpy pickles name, under numpy 1 and numpy 2.
-    for module_name in ('numpy.core.multiarray', 'numpy._core.multiarray'):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
+    for module_name in NUMPY_PICKLE_MODULES:
         for attr in ('_reconstruct', 'scalar'):
-            if hasattr(module, attr):
-                safe.append((getattr(module, attr), f'{module_name}.{attr}'))
-    # Every concrete dtype class (numpy >= 1.25 pickles dtypes by class).
-    dtypes = getattr(np, 'dtypes', None)
-    if dtypes is not None:
-        safe.extend(
-            getattr(dtypes, name)
-            for name in dir(dtypes)
-            if name.endswith('DType') and isinstance(getattr(dtypes, name), type)
-        )
+            safe.append((getattr(multiarray, attr), f'{module_name}.{attr}'))
+    safe.extend(numeric_dtype_classes())
     return safe
 
 
@@ -182,21 +222,29 @@ def fix_torch_weights_only_checkpoints() -> bool:
 
     mmengine 0.10.7 calls ``torch.load(filename, map_location=...)`` for
     ``load_from``, ``resume`` and ``load_checkpoint``; under torch's new
-    default the unpickler rejects mmengine's ``HistoryBuffer``, numpy and
-    ``Counter`` objects in the checkpoint. Rather than turning the safety off, we
-    allow-list exactly those types with
-    ``torch.serialization.add_safe_globals`` (so other checkpoints are still
-    loaded safely). Nothing to do on torch < 2.4, which has no allow-list and
-    did not default to ``weights_only``.
+    default the unpickler rejects mmengine's ``HistoryBuffer`` and numpy
+    objects in the checkpoint. Rather than turning the safety off, we
+    allow-list exactly those (:func:`mmengine_checkpoint_safe_globals`) with
+    ``torch.serialization.add_safe_globals``, so other checkpoints are still
+    loaded safely: a checkpoint naming ``os.system``, ``builtins.eval`` or any
+    other global is refused, and ``getattr`` resolves only
+    :func:`history_buffer_getattr`'s statistics methods. Nothing to do on
+    torch < 2.4, which has no allow-list and did not default to ``weights_only``.
 
     Returns:
-        bool: True when types were allow-listed by this call.
+        bool: True when this call allow-listed something not allowed before
+        (calling it again changes nothing and returns False).
     """
     import torch.serialization as serialization
 
     if not hasattr(serialization, 'add_safe_globals'):
         return False
-    serialization.add_safe_globals(mmengine_checkpoint_safe_globals())
+    wanted = mmengine_checkpoint_safe_globals()
+    get_safe_globals = getattr(serialization, 'get_safe_globals', list)  # torch >= 2.5
+    before = set(get_safe_globals())
+    if all(entry in before for entry in wanted):
+        return False
+    serialization.add_safe_globals(wanted)
     return True
 
 

@@ -13,7 +13,7 @@ import pickle
 import subprocess
 import sys
 import time
-from typing import Dict, Tuple
+from typing import Dict, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -164,18 +164,23 @@ def pickle_payloads(marker: str) -> Dict[str, Tuple[bytes, str]]:
     }
 
 
-def run_unsafely(path: str, marker: str, load: str = 'pickle.loads(open(path, "rb").read())'):
-    """Load ``path`` with plain pickle (or the statement ``load``) in a child; return its stderr.
+def run_unsafely(
+    path: str,
+    markers: Union[str, Sequence[str]],
+    load: str = 'pickle.loads(open(path, "rb").read())',
+) -> str:
+    """Run the statement ``load`` (plain pickle by default) on ``path`` in a child process.
 
     The child has the tests folder on ``sys.path``, so that it finds the classes
-    a payload names. Waits up to :data:`MARKER_WAIT_S` for ``marker`` (a
-    payload may start a process that writes it).
+    a payload names. Waits up to :data:`MARKER_WAIT_S` for every marker (a
+    payload may start a process that writes it). Returns the child's stderr.
     """
+    markers = [markers] if isinstance(markers, str) else list(markers)
     code = f'import pickle, sys; sys.path.insert(0, sys.argv[1]); path = sys.argv[2]; {load}'
     result = subprocess.run(
-        [sys.executable, '-c', code, TESTS_DIR, path], capture_output=True, text=True, timeout=120
+        [sys.executable, '-c', code, TESTS_DIR, path], capture_output=True, text=True, timeout=300
     )
     deadline = time.monotonic() + MARKER_WAIT_S
-    while not os.path.exists(marker) and time.monotonic() < deadline:
+    while not all(map(os.path.exists, markers)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return result.stderr

@@ -1,9 +1,17 @@
 """Each trap of the pinned stack is fixed by pcca_plugin.compat, on plain PyPI installs."""
 
+import json
+import os
+import pickle
+import pickletools
+import re
 import subprocess
 import sys
 import textwrap
+import types
+import zipfile
 
+import numpy as np
 import pytest
 import torch
 from mmengine.model import BaseModel
@@ -11,6 +19,8 @@ from mmengine.runner import Runner
 from torch import nn
 
 from pcca_plugin import compat
+
+from .malicious_payloads import Call, run_unsafely
 
 
 def run_python(code: str, cwd) -> subprocess.CompletedProcess:
@@ -145,3 +155,239 @@ def test_checkpoint_needs_the_allow_list(tmp_path):
     )
     assert result.returncode != 0
     assert 'weights_only' in result.stderr
+
+
+# --- every fix is idempotent on its own, without apply_all's guard ------------------------
+
+
+def global_name(entry) -> str:
+    """The name under which torch allow-lists an ``add_safe_globals`` entry."""
+    return entry[1] if isinstance(entry, tuple) else f'{entry.__module__}.{entry.__qualname__}'
+
+
+def test_each_fix_applied_twice_without_the_guard_leaves_the_same_state(tmp_path):
+    """In a fresh interpreter (nothing applied yet), call every fix twice by hand.
+
+    ``compat.py`` is loaded as a standalone module, so importing it applies nothing,
+    and the ``importlib_metadata`` backport is hidden so that its fix has work to do.
+    """
+    result = run_python(
+        f"""
+        import importlib.abc, importlib.util, json, sys
+        class Hide(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == 'importlib_metadata':
+                    raise ModuleNotFoundError(name)
+        sys.meta_path.insert(0, Hide())
+        spec = importlib.util.spec_from_file_location('compat_alone', {compat.__file__!r})
+        compat = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(compat)
+        import torch.serialization as serialization
+
+        def name(entry):
+            if isinstance(entry, tuple):
+                return entry[1]
+            return f'{{entry.__module__}}.{{entry.__qualname__}}'
+
+        def state():
+            return dict(
+                meta_path=[type(f).__name__ for f in sys.meta_path],
+                importlib_metadata=repr(sys.modules.get('importlib_metadata')),
+                safe_globals=sorted(map(name, serialization.get_safe_globals())),
+            )
+
+        report = dict(initial=state(), fixes={{}})
+        for fix in (compat.fix_mmaction_missing_drn, compat.fix_mmaction_importlib_metadata,
+                    compat.fix_torch_weights_only_checkpoints):
+            first = fix()
+            after_first = state()
+            second = fix()
+            report['fixes'][fix.__name__] = dict(
+                returned=[first, second], after_first=after_first, after_second=state())
+        print(json.dumps(report))
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    initial = report['initial']
+    assert '_DRNStubFinder' not in initial['meta_path']
+    for name, fix in report['fixes'].items():
+        assert fix['returned'] == [True, False], name  # the second call changes nothing
+        assert fix['after_second'] == fix['after_first'], name
+    final = report['fixes']['fix_torch_weights_only_checkpoints']['after_second']
+    assert final['meta_path'][-1] == '_DRNStubFinder'  # the finder of last resort, once
+    assert final['meta_path'].count('_DRNStubFinder') == 1
+    assert "module 'importlib.metadata'" in final['importlib_metadata']
+    safe = final['safe_globals']
+    assert len(safe) == len(set(safe)), 'a global is allow-listed twice'
+    added = sorted(set(safe) - set(initial['safe_globals']))
+    assert added == sorted(map(global_name, compat.mmengine_checkpoint_safe_globals()))
+
+
+# --- the weights_only allow-list: exactly what checkpoints hold, nothing that runs code -----
+
+
+def other_numpy_names(names) -> set:
+    """The allowed names of the numpy major version that is not installed."""
+    absent = 'numpy._core.' if np.__version__.startswith('1.') else 'numpy.core.'
+    return {name for name in names if name.startswith(absent)}
+
+
+def unsafe_globals_without_the_plugin(checkpoint: str, cwd) -> set:
+    """``torch.serialization.get_unsafe_globals_in_checkpoint`` in a fresh interpreter,
+    where nothing is allow-listed beyond torch's defaults."""
+    result = run_python(
+        f"""
+        import json, torch
+        print(json.dumps(torch.serialization.get_unsafe_globals_in_checkpoint({checkpoint!r})))
+        """,
+        cwd,
+    )
+    assert result.returncode == 0, result.stderr
+    return set(json.loads(result.stdout))
+
+
+def named_globals_in_checkpoint(checkpoint: str) -> set:
+    """The GLOBAL names of a checkpoint's pickle (torch.save writes protocol 2)."""
+    with zipfile.ZipFile(checkpoint) as archive:
+        data = archive.read(next(n for n in archive.namelist() if n.endswith('/data.pkl')))
+    return {arg.replace(' ', '.') for op, arg, _ in pickletools.genops(data) if op.name == 'GLOBAL'}
+
+
+def dtype_classes_held(obj, found=None) -> set:
+    """Classes of the dtypes of every numpy array and scalar inside ``obj``."""
+    found = set() if found is None else found
+    if isinstance(obj, (np.ndarray, np.generic)):
+        found.add(type(obj.dtype))
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            dtype_classes_held(value, found)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            dtype_classes_held(value, found)
+    elif hasattr(obj, '__dict__'):
+        dtype_classes_held(vars(obj), found)
+    return found
+
+
+def test_allow_list_is_exactly_what_a_real_checkpoint_needs(tmp_path):
+    """A real Runner checkpoint names these globals beyond torch's defaults, and no others;
+    its dtypes are numeric, and only numeric dtype classes are allowed (no ObjectDType)."""
+    runner = make_runner(tmp_path, max_iters=2)
+    runner.train()
+    checkpoint = str(tmp_path / 'iter_2.pth')
+    allowed = compat.mmengine_checkpoint_safe_globals()
+    dtype_classes = set(compat.numeric_dtype_classes())
+    named = {global_name(entry) for entry in allowed if entry not in dtype_classes}
+    assert unsafe_globals_without_the_plugin(checkpoint, tmp_path) == named - other_numpy_names(
+        named
+    )
+    held = dtype_classes_held(torch.load(checkpoint))
+    assert held and held <= dtype_classes, held
+    assert {np.dtype(cls.type).kind for cls in dtype_classes} == set('biuf')
+    assert np.dtypes.ObjectDType not in allowed and np.dtypes.StrDType not in allowed
+    # An object array or a pickled dtype class is refused.
+    for name, value in (
+        ('object_array', np.array([1, 'a'], dtype=object)),
+        ('dtype_class', np.dtypes.ObjectDType),
+    ):
+        path = str(tmp_path / f'{name}.pth')
+        torch.save({'state_dict': {}, 'value': value}, path)
+        with pytest.raises(pickle.UnpicklingError, match='ObjectDType'):
+            torch.load(path)
+
+
+def test_a_checkpoint_written_under_numpy1_loads(tmp_path):
+    """The numpy 1.x names (``numpy.core.multiarray``) are allowed too: re-save a real
+    checkpoint with numpy 1.x's pickling (the project's numpy1 writer), then resume from it."""
+    from pcca_plugin.utils import pickle_io
+
+    runner = make_runner(tmp_path, max_iters=2)
+    runner.train()
+    state = torch.load(str(tmp_path / 'iter_2.pth'))
+    state['state_dict']['fc.weight'] += 1.0  # so that a resumed model is recognisable
+    numpy1_pickle = types.ModuleType('numpy1_pickle')
+    numpy1_pickle.Pickler = pickle_io._Numpy1Pickler
+    resaved = str(tmp_path / 'numpy1' / 'iter_2.pth')
+    os.makedirs(os.path.dirname(resaved))
+    torch.save(state, resaved, pickle_module=numpy1_pickle)
+    names = named_globals_in_checkpoint(resaved)
+    assert 'numpy.core.multiarray._reconstruct' in names
+    assert not any('numpy._core' in name for name in names)
+    again = torch.load(resaved)
+    for key, value in state['message_hub']['log_scalars'].items():
+        np.testing.assert_array_equal(
+            again['message_hub']['log_scalars'][key]._log_history,
+            value._log_history,
+            err_msg=key,
+        )
+    resumed = make_runner(tmp_path / 'numpy1', max_iters=2, resume=True, load_from=resaved)
+    resumed.train()  # nothing left to train: the model is the checkpoint's
+    assert resumed.iter == 2
+    torch.testing.assert_close(resumed.model.fc.weight, state['state_dict']['fc.weight'])
+
+
+def checkpoint_payloads(marker: str) -> dict:
+    """name -> (object to torch.save next to real weights, text the refusal names)."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    code = f"open({marker!r}, 'w').close()"
+    # getattr(getattr(getattr(HistoryBuffer, 'min'), '__globals__')['__builtins__'], ...)['eval']
+    statistic = Call(getattr, HistoryBuffer, 'min')
+    module_globals = Call(getattr, statistic, '__globals__')
+    builtins_dict = Call(Call(getattr, module_globals, '__getitem__'), '__builtins__')
+    evaluate = Call(Call(getattr, builtins_dict, '__getitem__'), 'eval')
+    return {
+        'os.system': (Call(os.system, f'touch {marker}'), 'posix'),
+        'builtins.eval': (Call(eval, code), 'eval'),
+        # torch.save writes protocol 2, where Python names the module of Popen 'commands'.
+        'subprocess.Popen': (Call(subprocess.Popen, ['touch', marker]), 'commands.Popen'),
+        'getattr chain from an allowed class': (Call(evaluate, code), 'refusing getattr'),
+        'getattr on an allowed class': (
+            Call(Call(getattr, np.ndarray, 'tofile'), np.zeros(1), marker),
+            'refusing getattr',
+        ),
+    }
+
+
+def test_malicious_checkpoints_are_refused_and_nothing_runs(tmp_path):
+    """After ``import pcca_plugin`` (conftest), torch.load's default refuses each payload,
+    and nothing of it runs; without the protection (one child process) each one runs."""
+    folder = tmp_path / 'checkpoints'
+    folder.mkdir()
+    markers = {}
+    for index, name in enumerate(sorted(checkpoint_payloads('MARKER'))):
+        markers[name] = str(tmp_path / f'ran_{index}.marker')
+        payload, refusal = checkpoint_payloads(markers[name])[name]
+        path = str(folder / f'evil_{index}.pth')
+        torch.save({'state_dict': TinyModel().state_dict(), 'meta': {'evil': payload}}, path)
+        with pytest.raises(pickle.UnpicklingError, match=re.escape(refusal)):
+            torch.load(path)
+        assert not os.path.exists(markers[name]), f'{name}: the payload ran'
+    # Control: with weights_only=False every payload runs.
+    stderr = run_unsafely(
+        str(folder),
+        list(markers.values()),
+        'import glob, torch; '
+        '[torch.load(p, weights_only=False) for p in sorted(glob.glob(path + "/*.pth"))]',
+    )
+    for name, marker in markers.items():
+        assert os.path.exists(marker), f'{name}: the payload is not live: {stderr[-800:]}'
+
+
+def test_getattr_shim_resolves_only_history_buffer_statistics():
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    assert compat.history_buffer_getattr(HistoryBuffer, 'mean') == HistoryBuffer.mean
+    for owner, name in (
+        (HistoryBuffer, '__init__'),
+        (HistoryBuffer, 'update'),
+        (HistoryBuffer, '__class__'),
+        (dict, 'fromkeys'),
+        (os, 'system'),
+    ):
+        with pytest.raises(
+            pickle.UnpicklingError, match=f'refusing getattr.*{re.escape(repr(name))}'
+        ):
+            compat.history_buffer_getattr(owner, name)
