@@ -79,6 +79,7 @@ def twin_transformers(dtype, with_pos, dropout=TEST_DROPOUT, seed=0):
 
 
 def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    actual, expected = actual.detach(), expected.detach()
     return float((actual - expected).norm() / expected.norm().clamp_min(1e-300))
 
 

@@ -1,0 +1,75 @@
+"""``tools/benchmark_heads.py --quick`` runs as a user runs it and prints the documented table."""
+
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+from .conftest import REPO_ROOT
+
+#: Seconds the quick benchmark may take (imports included) before the test fails.
+QUICK_TIMEOUT = 240
+HEADS = ('pcca', 'pcca-standard', 'pcca-extractor', 'acrn', 'linear')
+QUICK_PERSONS = (2, 4)
+#: The section of docs/model.md that shows the benchmark's table.
+DOC = osp.join(REPO_ROOT, 'docs', 'model.md')
+
+
+def table_header(text: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith('| head | N |'))
+
+
+def test_quick_benchmark_prints_the_documented_columns(tmp_path):
+    out = tmp_path / 'bench.md'
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHONPATH=REPO_ROOT)
+    result = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'tools', 'benchmark_heads.py'), '--quick']
+        + ['--out', str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=QUICK_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    text = out.read_text()
+    assert text in result.stdout  # the table printed is the table written
+    # the same columns as the table in docs/model.md
+    header = table_header(text)
+    with open(DOC) as f:
+        assert header == table_header(f.read())
+    columns = [cell.strip() for cell in header.strip('|').split('|')]
+    for column in (
+        'fwd per person (ms)',
+        'fwd+bwd per person (ms)',
+        'saved MiB/person (head)',
+        'GMACs/person (analytic)',
+        'GMACs/person (counted)',
+    ):
+        assert column in columns
+    rows = [line for line in text.splitlines() if line.startswith('| ') and line != header]
+    cells = [[c.strip() for c in line.strip('|').split('|')] for line in rows]
+    table = [c for c in cells if len(c) == len(columns)]
+    assert [(c[0], int(c[1])) for c in table] == [(h, n) for h in HEADS for n in QUICK_PERSONS]
+    for row in table:
+        [float(value) for value in row[2:]]  # every figure is a number
+    assert 'bar <= 0.01' in text and 'bar <= 0.2' in text
+
+    summary = json.loads(out.with_suffix('.json').read_text())
+    by = {(r['head'], r['persons']): r for r in summary['rows']}
+    for n in QUICK_PERSONS:
+        for kind in ('pcca', 'pcca-standard'):
+            row = by[(kind, n)]
+            # the analytic count is exact for the PCCA head: the counter sees the same products
+            assert abs(row['gmacs_per_person_analytic'] - row['gmacs_per_person_counted']) < 1e-12
+        assert (
+            by[('pcca', n)]['gmacs_per_person_counted']
+            < by[('pcca-standard', n)]['gmacs_per_person_counted']
+        )
+        assert (
+            0
+            < by[('pcca', n)]['head_saved_mib_per_person']
+            < (by[('pcca-standard', n)]['head_saved_mib_per_person'])
+        )
