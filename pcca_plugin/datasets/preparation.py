@@ -87,6 +87,7 @@ def split_video_names(gt: Dict, split: str, source: str = 'GT') -> List[str]:
     if split not in SPLIT_GT_FIELDS:
         raise ValueError(f'unknown split {split!r}; use one of {list(SPLIT_GT_FIELDS)}')
     field = SPLIT_GT_FIELDS[split]
+    check_gt_keys(gt, source, (field,), f'listing the {split} videos')
     videos = gt[field]
     if len(videos) != 1 or not isinstance(videos[0], (list, tuple)):
         raise ValueError(

@@ -34,7 +34,7 @@ from test_inference.test_ensemble import make_gt as make_ensemble_gt
 from test_proposals.conftest import load_tool
 
 from pcca_plugin.datasets import MultiSportsDataset
-from pcca_plugin.datasets.preparation import prepare_multisports
+from pcca_plugin.datasets.preparation import prepare_multisports, split_video_names
 from pcca_plugin.evaluation import MultiSportsTubeMetric
 from pcca_plugin.evaluation.functional import frame_ap, link_tubes, video_ap
 from pcca_plugin.proposals import evaluate_proposal_file_contents
@@ -305,6 +305,10 @@ def test_gt_without_train_videos_is_refused_by_training_preparation_only(
     assert f"{gt_path}: MultiSports GT is missing the keys ['train_videos']" in message
     assert 'training-data preparation' in message
     assert not out_dir.exists() or not os.listdir(out_dir), 'half-written output'
+    # Listing the training videos (e.g. to check or decode them) names the key and file too.
+    with pytest.raises(KeyError, match=r"gt.pkl: MultiSports GT is missing the keys \['train_v"):
+        split_video_names(load_pickle(gt_path), 'train', gt_path)
+    assert split_video_names(load_pickle(gt_path), 'val', gt_path) == gt['test_videos'][0]
 
 
 def test_check_gt_keys_names_key_file_and_step():
