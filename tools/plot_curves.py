@@ -52,11 +52,14 @@ BOOKKEEPING_KEYS = frozenset({'step', 'epoch', 'iter', 'time', 'data_time', 'mem
 MODE_PREFIXES = ('train/', 'val/')
 #: The key marking a training line (validation lines have no iteration).
 TRAIN_MARKER = 'iter'
-#: Panels per row of the figure, the size of one panel and the room of the legend
-#: under the panels (inches).
+#: Panels per row of the figure, the size of one panel, and the room of the legend
+#: under the panels: a margin plus one row height per row of runs (inches).
 PANELS_PER_ROW = 3
 PANEL_SIZE = (4.2, 3.0)
-LEGEND_ROOM = 0.45
+LEGEND_MARGIN = 0.2
+LEGEND_ROW_HEIGHT = 0.22
+#: At most this many columns in the legend (one group per column with ``groups``).
+LEGEND_COLUMNS = 4
 DPI = 100
 #: Line styles of the runs of one group (e.g. the seeds of one model).
 GROUP_LINESTYLES = ('-', '--', ':', '-.')
@@ -307,11 +310,13 @@ def plot_curves(
         )
         seen[key] = seen.get(key, 0) + 1
     columns = min(PANELS_PER_ROW, len(panels))
+    legend_columns = min(len(keys) if groups is not None else len(runs), LEGEND_COLUMNS)
+    legend_room = LEGEND_MARGIN + LEGEND_ROW_HEIGHT * math.ceil(len(runs) / legend_columns)
     rows = math.ceil(len(panels) / columns)
     fig, axes = plt.subplots(
         rows,
         columns,
-        figsize=(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows + LEGEND_ROOM),
+        figsize=(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows + legend_room),
         squeeze=False,
     )
     units = sorted({run.x_unit for run in runs})
@@ -343,10 +348,17 @@ def plot_curves(
             if label not in labels:
                 handles.append(handle)
                 labels.append(label)
-    fig.legend(handles, labels, loc='lower center', ncol=min(len(labels), 4), fontsize=9)
+    # The legend lists the runs group by group (e.g. every seed of one model together).
+    group_of = {
+        run.label: keys.index(groups[i] if groups is not None else run.label)
+        for i, run in enumerate(runs)
+    }
+    order = sorted(range(len(labels)), key=lambda i: (group_of.get(labels[i], 0), i))
+    handles, labels = [handles[i] for i in order], [labels[i] for i in order]
+    fig.legend(handles, labels, loc='lower center', ncol=legend_columns, fontsize=9)
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, LEGEND_ROOM / (PANEL_SIZE[1] * rows + LEGEND_ROOM), 1, 1))
+    fig.tight_layout(rect=(0, legend_room / (PANEL_SIZE[1] * rows + legend_room), 1, 1))
     out_dir = osp.dirname(osp.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
     handle, tmp = tempfile.mkstemp(suffix='.png', dir=out_dir)

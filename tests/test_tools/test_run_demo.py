@@ -16,7 +16,14 @@ from pcca_plugin.evaluation.functional import frame_ap, load_ground_truth
 from pcca_plugin.utils.pickle_io import load_pickle
 
 MODELS = ('linear', 'pcca', 'decoupled')
-OUTPUTS = ('results_json', 'results_md', 'per_class_png', 'annotated_mp4', 'annotated_gif')
+OUTPUTS = (
+    'results_json',
+    'results_md',
+    'per_class_png',
+    'annotated_mp4',
+    'annotated_gif',
+    'training_curves_png',
+)
 
 
 class Interrupted(Exception):
@@ -127,6 +134,49 @@ def test_summary_is_the_mean_and_std_over_the_seeds(quick_demo):
     with open(quick_demo['report']['results_md']) as f:
         text = f.read()
     assert 'mean ± std over seeds [0, 1]' in text and '| mean |' in text
+
+
+def test_quick_demo_prints_every_claim_without_enforcing_it(quick_demo):
+    """The claims need the full demo's data: --quick prints them (PASS or FAIL, whichever
+    its figures give), says they are not enforced, and exits 0 (the fixture checked)."""
+    from report_demo import CLAIMS
+
+    with open(quick_demo['report']['results_json']) as f:
+        summary = json.load(f)
+    claims = {claim['name']: claim for claim in summary['claims']}
+    assert list(claims) == [name for name, _ in CLAIMS] and summary['quick'] is True
+    gaps = summary['checks']
+    for seed in run_demo.QUICK_SEEDS:  # each verdict follows the seed's own figures
+        verdict = claims['pcca_beats_linear']['seeds'][str(seed)]['passed']
+        assert verdict == (gaps[str(seed)]['pcca_minus_linear'] > 0)
+    with open(quick_demo['report']['results_md']) as f:
+        text = f.read()
+    out = quick_demo['cli_output']
+    assert 'printed, not enforced' in text and '(--quick: printed, not enforced)' in out
+    for name, statement in CLAIMS:
+        verdict = 'PASS' if claims[name]['passed'] else 'FAIL'
+        assert f'- {verdict}: {statement} (' in text
+        assert f'[demo] {verdict}: {statement} (' in out
+
+
+def test_training_curves_show_the_three_runs_of_each_seed(quick_demo):
+    import plot_curves  # tools/
+
+    for seed in run_demo.QUICK_SEEDS:
+        seed_dir = run_demo.seed_work_dir(quick_demo['work_dir'], seed)
+        for model in MODELS:
+            run = plot_curves.load_run(os.path.join(seed_dir, model))
+            x, loss = run.train['loss']
+            assert run.x_unit == 'epoch' and np.all(np.isfinite(loss)), (seed, model)
+            epochs = (
+                run_demo.DemoSettings.quick().phase2_epochs
+                if model == 'decoupled'
+                else run_demo.DemoSettings.quick().phase1_epochs
+            )
+            # ignore_last=False: each epoch's last iteration is logged, at a whole epoch.
+            assert x[-1] == pytest.approx(epochs), (seed, model, x)
+    for report in (quick_demo['report'], quick_demo['single_seed_report']):
+        assert os.path.getsize(report['training_curves_png']) > 10_000
 
 
 def test_command_line_shows_stages_progress_and_outputs(quick_demo):
