@@ -2,11 +2,13 @@
 
 Every function below fixes one known trap of the pinned versions
 (mmengine 0.10.7, mmcv 2.1.0, mmdet 3.3.0, mmaction2 1.2.0 on torch >= 2.6 and
-numpy 2), without editing any file in ``site-packages``. :func:`apply_all` is
-called once when :mod:`pcca_plugin` is imported, **before** the plugin imports
-anything from mmaction2, so ``custom_imports = dict(imports=['pcca_plugin'])``
-in a config is enough. Each fix is idempotent and does nothing where the
-installed packages do not have the problem.
+numpy 2), without editing any file in ``site-packages``. The fixes that must
+come before mmaction2 is imported (:func:`apply_import_fixes`) are applied when
+:mod:`pcca_plugin` is imported; :func:`apply_all` adds the checkpoint fix when
+the plugin registers its components (see ``pcca_plugin/__init__.py``), so
+``custom_imports = dict(imports=['pcca_plugin'])`` in a config is enough.
+Each fix is idempotent and does nothing where the installed packages do not
+have the problem.
 
 If your own script imports ``mmaction.models`` before ``pcca_plugin``, import
 ``pcca_plugin`` first (or call :func:`apply_all`), otherwise the mmaction2
@@ -246,6 +248,20 @@ def fix_torch_weights_only_checkpoints() -> bool:
         return False
     serialization.add_safe_globals(wanted)
     return True
+
+
+def apply_import_fixes() -> List[str]:
+    """Apply the fixes that must precede mmaction2's import and import nothing heavy.
+
+    ``import pcca_plugin`` calls this (it must not load torch or an
+    OpenMMLab package); :func:`apply_all`, called when the components are
+    registered, adds :func:`fix_torch_weights_only_checkpoints`, which
+    imports torch and mmengine. Returns the names applied so far.
+    """
+    for fix in (fix_mmaction_missing_drn, fix_mmaction_importlib_metadata):
+        if fix.__name__ not in _applied and fix():
+            _applied.append(fix.__name__)
+    return list(_applied)
 
 
 def apply_all() -> List[str]:

@@ -1,6 +1,7 @@
 """Shared helpers: safe pickle I/O, MultiSports format facts, checkpoint surgery."""
 
-from .checkpoint import extract_submodule_weights
+import importlib
+
 from .multisports_format import (
     EVALUATION_GT_KEYS,
     EXCLUDED_CLASS_NAMES,
@@ -13,6 +14,17 @@ from .multisports_format import (
     parse_frame_key,
 )
 from .pickle_io import PICKLE_STYLES, UnsafePickleError, dump_pickle, dumps_pickle, load_pickle
+
+#: Loaded on first access: checkpoint surgery imports torch, the rest is pure numpy.
+_LAZY = {'extract_submodule_weights': '.checkpoint', 'checkpoint': '.checkpoint'}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name], __name__)
+        return module if name == 'checkpoint' else getattr(module, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
 
 __all__ = [
     'extract_submodule_weights',

@@ -40,6 +40,7 @@ def test_import_fails_with_clear_message_without_mmcv_ops(tmp_path):
         "            raise ImportError('simulated: built without ops')\n"
         'sys.meta_path.insert(0, Block())\n'
         'import pcca_plugin\n'
+        'pcca_plugin.register_all_modules()  # the ops are checked when mmcv is needed\n'
     )
     result = subprocess.run(
         [sys.executable, '-c', script], capture_output=True, text=True, cwd=tmp_path
