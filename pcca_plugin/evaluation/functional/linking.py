@@ -300,9 +300,9 @@ class _Linker:
         group_sizes = np.diff(np.concatenate([group_starts, [key.size]]))  # (Q,) all >= 1
         del boundaries
         block = dets.array.take(rows, axis=0)  # (R, 8) sorted; whole rows gather fastest
-        boxes = np.asarray(block[:, 4:8], dtype=np.float64)  # (R, 4)
-        scores = np.asarray(block[:, 3], dtype=np.float64)  # (R,)
-        del block
+        boxes = np.ascontiguousarray(block[:, 4:8], dtype=np.float64)  # (R, 4)
+        scores = np.ascontiguousarray(block[:, 3], dtype=np.float64)  # (R,)
+        del block  # freed now: only the copied columns stay
         kept, new_scores, positions = _batched_nms(
             boxes, scores, group_starts, group_sizes, cfg['nms_thr'], cfg['top_k'], cfg['tie_order']
         )
