@@ -48,31 +48,44 @@ from .progress import track
 FRAME_IOU_THR = 0.5
 
 
-def _gt_boxes_of_label(gt: GroundTruth, label: int):
-    """GT boxes of one label sorted by (video, frame), tubes in GT order within a frame.
+class _GTRows:
+    """Every GT box of the evaluated videos, grouped by label (tube order kept), built once.
 
-    Returns:
-        ``(keys, boxes)``: ``(G,)`` int64 ``video * (F + 1) + frame`` keys and
-        ``(G, 4)`` float64 boxes.
+    Attributes:
+        order: ``(B,)`` rows of the concatenated tubes, label-major, tube order kept.
+        starts: ``(C,)`` first entry of each label in ``order``.
+        counts: ``(C,)`` GT boxes of each label.
+        video: ``(B,)`` int64 video of every concatenated row.
+        frame: ``(B,)`` frame numbers as given.
+        boxes: ``(B, 4)`` float64 boxes (float32 tubes upcast exactly).
     """
-    tube_ids = np.flatnonzero(gt.tube_label == label)
-    if tube_ids.size == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, 4))
-    stride = int(gt.nframes.max()) + 1
-    keys, boxes = [], []
-    for t in tube_ids:
-        tube = gt.tubes[t]
-        frames = tube[:, 0].astype(np.int64)
-        keys.append(gt.tube_video[t] * stride + np.clip(frames, 0, stride - 1))
-        boxes.append(tube[:, 1:5].astype(np.float64))
-    keys = np.concatenate(keys)
-    boxes = np.concatenate(boxes)
-    # GT frames outside 1..nframes never meet a detection (those are validated into range).
-    in_range = np.concatenate([gt.tubes[t][:, 0] for t in tube_ids])
-    in_range = (in_range >= 1) & (in_range <= stride - 1)
-    order = np.argsort(keys, kind='stable')  # tube order kept within a (video, frame)
-    order = order[in_range[order]]
-    return keys[order], boxes[order]
+
+    def __init__(self, gt: GroundTruth):
+        lengths = np.array([len(tube) for tube in gt.tubes], dtype=np.int64)  # (T,)
+        rows = np.concatenate(gt.tubes) if gt.tubes else np.zeros((0, 5))  # (B, 5) float64
+        labels = np.repeat(gt.tube_label, lengths)  # (B,)
+        self.order = np.argsort(labels, kind='stable')
+        self.counts = np.bincount(labels, minlength=gt.num_labels)
+        self.starts = np.cumsum(self.counts) - self.counts
+        self.video = np.repeat(gt.tube_video, lengths)
+        self.frame = rows[:, 0]
+        self.boxes = rows[:, 1:5].astype(np.float64)
+
+    def of_label(self, label: int, stride: int):
+        """GT boxes of one label sorted by (video, frame), tubes in GT order within a frame.
+
+        Returns:
+            ``(keys, boxes)``: ``(G,)`` int64 ``video * stride + frame`` keys and
+            ``(G, 4)`` float64 boxes.
+        """
+        sel = self.order[self.starts[label] : self.starts[label] + self.counts[label]]  # (G0,)
+        frames = self.frame[sel]
+        keys = self.video[sel] * stride + np.clip(frames.astype(np.int64), 0, stride - 1)
+        # GT frames outside 1..nframes never meet a detection (those are validated into range).
+        in_range = (frames >= 1) & (frames <= stride - 1)
+        order = np.argsort(keys, kind='stable')  # tube order kept within a (video, frame)
+        order = order[in_range[order]]
+        return keys[order], self.boxes[sel[order]]
 
 
 def _best_gt(
@@ -171,6 +184,7 @@ def frame_ap(
     label_counts = np.bincount(dets.label, minlength=gt.num_labels)
     label_starts = np.cumsum(label_counts) - label_counts
     num_boxes = gt.num_boxes_per_label()
+    gt_rows = _GTRows(gt)
     per_class, class_indices, num_gt, num_det, prs = {}, [], {}, {}, {}
     aps = []
     labels = [c for c in range(gt.num_labels) if gt.evaluated[c] and num_boxes[c] > 0]
@@ -179,7 +193,7 @@ def frame_ap(
         rows = by_label[label_starts[label] : label_starts[label] + label_counts[label]]
         scores = dets.array[rows, 3]  # (M_c,) input order, input dtype
         order = rank_descending(scores, tie_order)  # official: the official call, ties included
-        gt_keys, gt_boxes = _gt_boxes_of_label(gt, label)
+        gt_keys, gt_boxes = gt_rows.of_label(label, stride)
         det_keys = dets.video[rows].astype(np.int64) * stride + dets.frame[rows]  # (M_c,)
         best, best_iou = _best_gt(dets.array, rows, det_keys, gt_keys, gt_boxes, table_size)
         match = np.where((best >= 0) & (best_iou >= iou_thr), best, -1)[order]  # rank order
