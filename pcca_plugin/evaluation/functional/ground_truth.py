@@ -21,7 +21,6 @@ from typing import Dict, List, Mapping, Sequence, Tuple, Union
 import numpy as np
 
 from pcca_plugin.utils.multisports_format import (
-    EVALUATION_GT_KEYS,
     EXCLUDED_CLASS_NAMES,
     check_gt_keys,
     evaluated_label_indices,
@@ -128,7 +127,7 @@ class GroundTruth:
             KeyError / TypeError / ValueError: naming ``source``, the video,
                 the label and the tube at fault.
         """
-        check_gt_keys(gt, source, EVALUATION_GT_KEYS, 'frame-mAP / video-mAP evaluation')
+        check_gt_keys(gt, source)
         labels = list(gt['labels'])
         test_videos = gt['test_videos']
         if not isinstance(test_videos, (list, tuple)) or len(test_videos) == 0:
@@ -143,6 +142,7 @@ class GroundTruth:
         nframes = np.zeros(len(videos), dtype=np.int64)
         resolution = np.zeros((len(videos), 2), dtype=np.float64)
         tubes, tube_video, tube_label, tube_rank = [], [], [], []
+        wheres = []  # each tube's name in messages
         for iv, name in enumerate(videos):
             for key in ('nframes', 'resolution', 'gttubes'):
                 if name not in gt[key]:
@@ -179,7 +179,10 @@ class GroundTruth:
                     )
                 for it, tube in enumerate(label_tubes):
                     where = f'{source}: gttubes[{name!r}][{label}][{it}]'
-                    tube = _check_tube(tube, where, GT_TUBE_COLUMNS, exact_columns=True)
+                    tube = _check_tube(
+                        tube, where, GT_TUBE_COLUMNS, exact_columns=True, check_values=False
+                    )
+                    wheres.append(where)
                     first, last = tube[0, 0], tube[-1, 0]
                     if first < 1 or last > nframes[iv]:
                         warnings.warn(
@@ -192,6 +195,7 @@ class GroundTruth:
                     tube_label.append(int(label))
                     tube_rank.append(rank)
                     rank += 1
+        _check_tubes_batch(tubes, wheres.__getitem__)  # finite, contiguous frames: vectorised
         evaluated = np.zeros(len(labels), dtype=bool)
         evaluated[evaluated_label_indices(labels, excluded)] = True
         return cls(
