@@ -30,6 +30,7 @@ from mmaction.registry import MODELS as ACTION_MODELS
 from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.model import initialize
+from mmengine.registry import DefaultScope
 
 from pcca_plugin.models import PretrainedWeightsError
 from pcca_plugin.utils.pickle_io import dumps_pickle
@@ -248,7 +249,8 @@ def mmaction_backbone(meta, dilated):
         )
         if not dilated:  # Kinetics' own strides: res5 at stride 2, no dilation
             backbone[pathway].update(spatial_strides=(1, 2, 2, 2), dilations=(1, 1, 1, 1))
-    return ACTION_MODELS.build(backbone)
+    with DefaultScope.overwrite_default_scope('mmaction'):  # whatever scope other tests left
+        return ACTION_MODELS.build(backbone)
 
 
 @pytest.fixture(scope='module')
