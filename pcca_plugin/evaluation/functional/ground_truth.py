@@ -21,6 +21,7 @@ from typing import Dict, List, Mapping, Sequence, Tuple, Union
 import numpy as np
 
 from pcca_plugin.utils.multisports_format import (
+    EVALUATION_GT_KEYS,
     EXCLUDED_CLASS_NAMES,
     check_gt_keys,
     evaluated_label_indices,
@@ -127,7 +128,7 @@ class GroundTruth:
             KeyError / TypeError / ValueError: naming ``source``, the video,
                 the label and the tube at fault.
         """
-        check_gt_keys(gt, source)
+        check_gt_keys(gt, source, EVALUATION_GT_KEYS, 'frame-mAP / video-mAP evaluation')
         labels = list(gt['labels'])
         test_videos = gt['test_videos']
         if not isinstance(test_videos, (list, tuple)) or len(test_videos) == 0:
