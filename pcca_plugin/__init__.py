@@ -26,6 +26,7 @@ pure numpy (``tests/test_evaluation/test_light_imports.py``), and
 """
 
 import builtins
+import functools
 import importlib
 import sys
 import threading
@@ -77,37 +78,43 @@ def _heavy_stack_imported() -> bool:
 
 
 class _RegisterAfterHeavyImport:
-    """``builtins.__import__`` wrapper that registers every component after an import statement.
+    """Wrap ``builtins.__import__`` to register every component after an import statement.
 
-    It acts when an outermost import statement (not one nested in another
-    import) has finished and torch or an OpenMMLab package is then fully
-    imported, so registering never runs inside a half-imported package. It
-    takes itself out of ``builtins.__import__`` once the components are
-    registered.
+    The wrapper acts when an outermost import statement (not one nested in
+    another import) has finished and torch or an OpenMMLab package is then
+    fully imported, so registering never runs inside a half-imported package.
+    It takes itself out of ``builtins.__import__`` once the components are
+    registered. It is a plain function carrying the builtin's name
+    (``functools.wraps``), so code that inspects or pickles ``__import__``
+    meanwhile sees ``builtins.__import__`` as usual.
     """
 
     def __init__(self):
         self._depth = threading.local()
         self._original = None
+        self._wrapper = None
 
     def install(self) -> None:
-        self._original = builtins.__import__
-        builtins.__import__ = self
+        original = self._original = builtins.__import__
+        depth = self._depth
+
+        @functools.wraps(original)
+        def __import__(name, globals=None, locals=None, fromlist=(), level=0):
+            outer = getattr(depth, 'value', 0)
+            depth.value = outer + 1
+            try:
+                module = original(name, globals, locals, fromlist, level)
+            finally:
+                depth.value = outer
+            if outer == 0 and not _registered and _heavy_stack_imported():
+                register_all_modules()
+            return module
+
+        self._wrapper = builtins.__import__ = __import__
 
     def uninstall(self) -> None:
-        if self._original is not None and builtins.__import__ is self:
+        if self._wrapper is not None and builtins.__import__ is self._wrapper:
             builtins.__import__ = self._original
-
-    def __call__(self, name, globals=None, locals=None, fromlist=(), level=0):
-        depth = getattr(self._depth, 'value', 0)
-        self._depth.value = depth + 1
-        try:
-            module = self._original(name, globals, locals, fromlist, level)
-        finally:
-            self._depth.value = depth
-        if depth == 0 and not _registered and _heavy_stack_imported():
-            register_all_modules()
-        return module
 
 
 _watcher = _RegisterAfterHeavyImport()

@@ -173,7 +173,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 #: Errors of a pickle that is not a readable one (truncated, corrupted, inconsistent).
-_UNREADABLE_ERRORS = (
+UNREADABLE_PICKLE_ERRORS = (
     pickle.UnpicklingError,
     EOFError,
     ValueError,
@@ -209,7 +209,7 @@ def load_pickle(path: Union[str, os.PathLike]) -> Any:
         return _RestrictedUnpickler(io.BytesIO(data), source=path).load()
     except UnsafePickleError:
         raise
-    except _UNREADABLE_ERRORS as exc:
+    except UNREADABLE_PICKLE_ERRORS as exc:
         raise pickle.UnpicklingError(
             f'{path}: not a readable pickle ({type(exc).__name__}: {exc}); the file may be '
             'truncated or corrupted. Re-create it.'

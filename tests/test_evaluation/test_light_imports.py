@@ -120,9 +120,14 @@ def test_importing_the_stack_later_registers_everything(tmp_path, repo_root):
         """
         import pcca_plugin
         assert not pcca_plugin._registered
+        import builtins
+        import pickle
+        # While it waits, the watcher passes for the builtin: same name, pickled as it.
+        assert builtins.__import__ is not pcca_plugin._watcher._original
+        assert builtins.__import__.__name__ == '__import__'
+        assert pickle.loads(pickle.dumps(builtins.__import__, protocol=4)) is builtins.__import__
         from mmengine.registry import MODELS as _  # the first heavy import statement
         assert pcca_plugin._registered
-        import builtins
         assert builtins.__import__ is pcca_plugin._watcher._original  # the wrapper is gone
         assert 'fix_torch_weights_only_checkpoints' in pcca_plugin.compat.apply_all()
         from mmdet.registry import MODELS

@@ -26,7 +26,12 @@ from pcca_plugin.utils.multisports_format import (
     check_gt_keys,
     evaluated_label_indices,
 )
-from pcca_plugin.utils.pickle_io import UnsafePickleError, _RestrictedUnpickler, load_pickle
+from pcca_plugin.utils.pickle_io import (
+    UNREADABLE_PICKLE_ERRORS,
+    UnsafePickleError,
+    _RestrictedUnpickler,
+    load_pickle,
+)
 
 #: Columns of a frame-detection row: ``[video_index, frame, label, score, x1, y1, x2, y2]``.
 FRAME_DET_COLUMNS = ('video_index', 'frame', 'label', 'score', 'x1', 'y1', 'x2', 'y2')
@@ -40,17 +45,6 @@ EXACT_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _TUBE_CHECK_CHUNK = 65536
 #: Frame-detection rows validated together (bounds the temporary memory).
 _ROW_CHECK_CHUNK = 1 << 16
-#: What a truncated or corrupted pickle raises while it is read.
-_UNREADABLE_PICKLE_ERRORS = (
-    pickle.UnpicklingError,
-    EOFError,
-    ValueError,
-    TypeError,
-    AttributeError,
-    IndexError,
-    KeyError,
-    OverflowError,
-)
 #: Integer dtypes tried, smallest first, for the compact index columns.
 _INDEX_DTYPES = (np.int16, np.int32, np.int64)
 
@@ -538,7 +532,7 @@ def load_frame_detections(detections) -> Tuple[object, str]:
             return _LeanUnpickler(f, source=path).load(), path
         except UnsafePickleError:
             raise
-        except _UNREADABLE_PICKLE_ERRORS as exc:
+        except UNREADABLE_PICKLE_ERRORS as exc:
             raise pickle.UnpicklingError(
                 f'{path}: not a readable pickle ({type(exc).__name__}: {exc}); the file may be '
                 'truncated or corrupted. Re-create it.'
