@@ -49,6 +49,24 @@ checkpoints load into either):
   the context projection (0.16 instead of 0.74 GMACs per person at the
   paper's sizes; :func:`count_macs_per_person`).
 
+Weights folded once (inference). ``W_K^h P`` and ``W_V^h P`` (``E x C`` per
+head), ``W_V^h p + b_V^h`` and the keys of the positional encoding
+``W_K^h pos_i`` depend on the weights only. Formed once per weight update
+(``2 D^2 C`` multiply-adds per layer, whatever the number of persons), they
+bring the per-person cost of a layer's attention down to ``2 D C`` for the two
+folded products, plus the query and output projections and ``2 H L C`` for the
+scores and sums over the raw tokens (0.057 instead of 0.162 GMACs per person
+at the paper's sizes). :class:`PersonContextTransformer` keeps them in a cache
+that is used only when no gradient can reach the folded parameters (grad mode
+off, or none of them requiring grad) and that is keyed on every folded
+parameter's version counter, storage, dtype and device, so an in-place
+optimizer step, ``load_state_dict``, ``.to()`` or a switch of ``attn_impl``
+rebuilds it. The cache is a plain attribute, never part of the ``state_dict``.
+With gradients, the fold is recomputed in every forward (and differentiated)
+only when the batch has more persons than :func:`fold_break_even_persons`,
+the ``N`` above which the one-off fold is cheaper than the per-person products
+it replaces; below that the per-person factored form is used.
+
 Under autocast (mixed precision) the attention logits and the softmax are
 computed in float32 from the half-precision operands, as torch's
 ``scaled_dot_product_attention`` kernels accumulate them, so that large
@@ -56,7 +74,7 @@ features cannot overflow the scores.
 """
 
 import math
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -262,6 +280,106 @@ def factored_attention(
     return out.reshape(n, d)  # (N, D)
 
 
+class FoldedLayerWeights(NamedTuple):
+    """One layer's attention weights with the context projection folded in.
+
+    Attributes:
+        key (Tensor): ``W_K^h P`` per head, ``(H, E, C)``.
+        value (Tensor): ``W_V^h P`` per head, ``(H, E, C)``.
+        value_bias (Tensor): ``W_V^h p + b_V^h`` per head, ``(H, E)``.
+        pos_key (Tensor or None): ``W_K^h pos_i`` per head, ``(L, H, E)``.
+    """
+
+    key: Tensor
+    value: Tensor
+    value_bias: Tensor
+    pos_key: Optional[Tensor]
+
+
+def fold_layer_weights(
+    context_weight: Tensor,
+    context_bias: Tensor,
+    in_proj_weight: Tensor,
+    in_proj_bias: Tensor,
+    num_heads: int,
+    key_pos: Optional[Tensor] = None,
+) -> FoldedLayerWeights:
+    """Fold the context projection (and the positional encoding) into one layer's K and V.
+
+    ``2 D^2 C`` multiply-adds (plus ``D^2`` for the bias and ``L D^2`` for the
+    positional keys), independent of the number of persons. Differentiable.
+
+    Args:
+        context_weight (Tensor): ``P``, ``(D, C)``.
+        context_bias (Tensor): ``p``, ``(D,)``.
+        in_proj_weight (Tensor): ``[W_Q; W_K; W_V]``, ``(3D, D)``.
+        in_proj_bias (Tensor): ``[b_Q; b_K; b_V]``, ``(3D,)``.
+        num_heads (int): ``H``.
+        key_pos (Tensor, optional): positional encoding of the keys, ``(1, L, D)``.
+
+    Returns:
+        FoldedLayerWeights: the folded tensors, in the parameters' dtype.
+    """
+    d, c = context_weight.shape
+    head_dims = d // num_heads
+    _, w_k, w_v = in_proj_weight.chunk(3)
+    _, _, b_v = in_proj_bias.chunk(3)  # b_K adds a per-head constant to the scores
+    key = torch.matmul(w_k, context_weight).reshape(num_heads, head_dims, c)  # (H, E, C)
+    value = torch.matmul(w_v, context_weight).reshape(num_heads, head_dims, c)  # (H, E, C)
+    value_bias = (F.linear(context_bias, w_v) + b_v).reshape(num_heads, head_dims)  # (H, E)
+    pos_key = None
+    if key_pos is not None:
+        pos_key = F.linear(key_pos[0], w_k).reshape(-1, num_heads, head_dims)  # (L, H, E)
+    return FoldedLayerWeights(key, value, value_bias, pos_key)
+
+
+def folded_attention(
+    query: Tensor,
+    context: Tensor,
+    folded: FoldedLayerWeights,
+    in_proj_weight: Tensor,
+    in_proj_bias: Tensor,
+    num_heads: int,
+    attn_dropout: Callable[[Tensor], Tensor],
+) -> Tensor:
+    """The same attention as :func:`factored_attention`, from folded weights.
+
+    Per person and head: ``u_h = (W_K^h P)^T q_h`` (``E C``), the scores
+    ``u_h . c_i + q_h . (W_K^h pos_i)``, the pooled token
+    ``z_h = sum_i a_hi c_i`` and the output ``(W_V^h P) z_h + s_h (W_V^h p + b_V^h)``.
+
+    Args:
+        query (Tensor): ``(N, D)``.
+        context (Tensor): raw context tokens, ``(N, L, C)``.
+        folded (FoldedLayerWeights): from :func:`fold_layer_weights`.
+        in_proj_weight (Tensor): ``[W_Q; W_K; W_V]``, ``(3D, D)`` (``W_Q`` is used).
+        in_proj_bias (Tensor): ``[b_Q; b_K; b_V]``, ``(3D,)`` (``b_Q`` is used).
+        num_heads (int): ``H``.
+        attn_dropout (callable): dropout applied to the attention weights.
+
+    Returns:
+        Tensor: the heads' outputs concatenated, before the output projection,
+        ``(N, D)``.
+    """
+    n, d = query.shape
+    head_dims = d // num_heads
+    w_q = in_proj_weight[:d]
+    b_q = in_proj_bias[:d]
+    q = F.linear(query, w_q, b_q).reshape(n, num_heads, head_dims)  # (N, H, E)
+    projected = torch.einsum('nhe,hec->nhc', q, folded.key)  # (N, H, C)
+    logits = _float32_einsum(
+        'nhc,nlc->nhl', projected, context
+    )  # (N, H, L), float32 under autocast
+    if folded.pos_key is not None:
+        logits = logits + _float32_einsum('nhe,lhe->nhl', q, folded.pos_key)  # (N, H, L)
+    weights = attn_dropout((logits / math.sqrt(head_dims)).softmax(dim=-1))  # (N, H, L)
+    mass = weights.sum(dim=-1, keepdim=True)  # (N, H, 1): s_h, 1 without dropout
+    pooled = torch.bmm(weights.to(context.dtype), context)  # (N, H, C)
+    out = torch.einsum('nhc,hec->nhe', pooled, folded.value)  # (N, H, E)
+    out = out + mass * folded.value_bias  # (N, H, E)
+    return out.reshape(n, d)  # (N, D)
+
+
 class LearnedPositionalEncoding2D(nn.Module):
     """Learned 2-D positional encoding of an ``h x w`` token grid.
 
@@ -379,6 +497,29 @@ class CrossAttentionLayer(nn.Module):
         )  # (N, D)
         return self.attn.out_proj(heads)  # (N, D)
 
+    def attend_folded(self, query: Tensor, context: Tensor, folded: FoldedLayerWeights) -> Tensor:
+        """``MultiHead(Q^{j-1}, C, C)`` from the raw context tokens and folded weights.
+
+        Args:
+            query (Tensor): ``Q^{j-1}``, ``(N, D)``.
+            context (Tensor): raw context tokens, ``(N, L, C)``.
+            folded (FoldedLayerWeights): this layer's weights with the context
+                projection folded in (:func:`fold_layer_weights`).
+
+        Returns:
+            Tensor: ``(N, D)``.
+        """
+        heads = folded_attention(
+            query,
+            context,
+            folded,
+            self.attn.in_proj_weight,
+            self.attn.in_proj_bias,
+            self.num_heads,
+            self.attn_drop,
+        )  # (N, D)
+        return self.attn.out_proj(heads)  # (N, D)
+
     def forward(self, query: Tensor, attended: Tensor) -> Tensor:
         """Post-norm update of the person query.
 
@@ -455,6 +596,9 @@ class PersonContextTransformer(nn.Module):
             if context_size is None:
                 raise ValueError('with_pos_encoding=True needs context_size=(h, w).')
             self.pos_encoding = LearnedPositionalEncoding2D(context_size, embed_dims)
+        # (key, folded weights of every layer, storages held): a plain attribute, never
+        # in the state_dict
+        self._fold_cache: Optional[tuple] = None
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -497,6 +641,11 @@ class PersonContextTransformer(nn.Module):
             key_pos = self.pos_encoding()  # (1, L, D)
         query = self.person_proj(person)  # Q^0 = A, (N, D)
         if check_attn_impl(self.attn_impl) == 'factored':
+            folded = self._folded_weights(person.shape[0])
+            if folded is not None:
+                for layer, layer_folded in zip(self.layers, folded):
+                    query = layer(query, layer.attend_folded(query, context, layer_folded))
+                return query
             for layer in self.layers:
                 attended = layer.attend_factored(query, context, self.context_proj, key_pos)
                 query = layer(query, attended)  # (N, D)
@@ -506,6 +655,79 @@ class PersonContextTransformer(nn.Module):
         for layer in self.layers:
             query = layer(query, layer.attend_standard(query, key, value))  # (N, D)
         return query
+
+    def _folded_parameters(self) -> List[Tensor]:
+        """Every parameter the folded weights are computed from."""
+        params = [self.context_proj.weight, self.context_proj.bias]
+        for layer in self.layers:
+            params += [layer.attn.in_proj_weight, layer.attn.in_proj_bias]
+        if self.pos_encoding is not None:
+            params += [self.pos_encoding.row_embed.weight, self.pos_encoding.col_embed.weight]
+        return params
+
+    def _compute_folded_weights(self) -> List[FoldedLayerWeights]:
+        key_pos = None if self.pos_encoding is None else self.pos_encoding()  # (1, L, D)
+        return [
+            fold_layer_weights(
+                self.context_proj.weight,
+                self.context_proj.bias,
+                layer.attn.in_proj_weight,
+                layer.attn.in_proj_bias,
+                self.num_heads,
+                key_pos,
+            )
+            for layer in self.layers
+        ]
+
+    def _folded_weights(self, num_persons: int) -> Optional[List[FoldedLayerWeights]]:
+        """The folded weights to use for this forward, or None for the per-person form.
+
+        Without gradients for the folded parameters, the cached fold (rebuilt
+        when any of them changed). With gradients, a fresh, differentiable
+        fold when ``num_persons`` exceeds :func:`fold_break_even_persons`,
+        else None.
+        """
+        params = self._folded_parameters()
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+            self._fold_cache = None  # the weights are being trained: do not keep a fold alive
+            break_even = fold_break_even_persons(
+                self.in_channels,
+                self.embed_dims,
+                self.num_heads,
+                self._num_tokens_for_cost(),
+                with_pos_encoding=self.pos_encoding is not None,
+            )
+            return self._compute_folded_weights() if num_persons > break_even else None
+        # The storages are part of the key and are held by it, so that a freed
+        # parameter's address cannot be reused by a new parameter while cached.
+        key = (self.attn_impl,) + tuple(
+            (p._version, p.data_ptr(), p.dtype, p.device, tuple(p.shape)) for p in params
+        )
+        cached = self._fold_cache
+        if cached is None or cached[0] != key:
+            self._fold_cache = None
+            # normal tensors even under inference_mode; autocast off: the parameters' dtype
+            with torch.inference_mode(False), torch.no_grad():
+                with torch.autocast(device_type=params[0].device.type, enabled=False):
+                    folded = self._compute_folded_weights()
+            held = [p.untyped_storage() for p in params]
+            cached = (key, folded, held)
+            self._fold_cache = cached
+        return cached[1]
+
+    def _num_tokens_for_cost(self) -> int:
+        """``L`` for the break-even count: it cancels there without the positional encoding."""
+        if self.pos_encoding is None:
+            return 1
+        return self.pos_encoding.grid_size[0] * self.pos_encoding.grid_size[1]
+
+    def clear_fold_cache(self) -> None:
+        """Drop the cached folded weights (they are rebuilt on the next forward that uses them)."""
+        self._fold_cache = None
+
+    def _apply(self, fn, *args, **kwargs):
+        self._fold_cache = None  # .to(), .double(), .cuda(): the fold is rebuilt
+        return super()._apply(fn, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return (
@@ -525,13 +747,16 @@ def count_macs_per_person(
     num_heads: int = NUM_HEADS,
     attn_impl: str = DEFAULT_ATTN_IMPL,
     with_pos_encoding: bool = False,
+    folded_weights: bool = False,
 ) -> int:
     """Multiply-adds of :class:`PersonContextTransformer` for one person (forward).
 
     Counts the matrix products (projections, attention, FFN); softmax,
     LayerNorm, biases and the dropout mass ``s_h`` are lower-order and left
     out. At the paper's sizes (``C = 2304``, ``L = 81``): 0.735 G standard,
-    0.162 G factored.
+    0.162 G factored (training, per-person products with ``P``), 0.057 G
+    factored with the folded weights (inference: the one-off fold,
+    :func:`count_fold_macs`, is not included).
 
     Args:
         in_channels (int): ``C``.
@@ -543,6 +768,9 @@ def count_macs_per_person(
         attn_impl (str): ``'factored'`` or ``'standard'``.
         with_pos_encoding (bool): the positional encoding's scores (factored
             form; in the standard form it is an addition).
+        folded_weights (bool): the factored form with the context projection
+            folded into the weights (:func:`fold_layer_weights`), as used
+            without gradients (cached) or above :func:`fold_break_even_persons`.
 
     Returns:
         int: multiply-adds.
@@ -552,6 +780,11 @@ def count_macs_per_person(
     c, d, length = in_channels, embed_dims, num_tokens
     ffn = 2 * d * feedforward_channels
     if check_attn_impl(attn_impl) == 'standard':
+        if folded_weights:
+            raise ValueError(
+                "count_macs_per_person: folded_weights=True is a form of attn_impl='factored' "
+                "only; pass attn_impl='factored' or folded_weights=False."
+            )
         macs = c * d * (1 + length)  # person and context projections
         per_layer = (
             d * d  # query projection
@@ -561,6 +794,17 @@ def count_macs_per_person(
             + ffn
         )
         return macs + num_layers * per_layer
+    if folded_weights:
+        per_layer = (
+            d * d  # query projection
+            + c * d  # (W_K^h P)^T q_h for all heads
+            + 2 * num_heads * length * c  # scores against and weighted sum of the raw tokens
+            + c * d  # (W_V^h P) z_h for all heads
+            + d * d  # output projection
+            + ffn
+            + (length * d if with_pos_encoding else 0)  # q_h . (W_K^h pos_i)
+        )
+        return c * d + num_layers * per_layer
     per_layer = (
         d * d  # query projection
         + d * d  # W_K^hT q_h for all heads
@@ -574,12 +818,68 @@ def count_macs_per_person(
     return c * d + num_layers * per_layer
 
 
+def count_fold_macs(
+    in_channels: int,
+    num_tokens: int,
+    embed_dims: int = EMBED_DIMS,
+    num_layers: int = NUM_LAYERS,
+    with_pos_encoding: bool = False,
+) -> int:
+    """Multiply-adds of folding the weights once (:func:`fold_layer_weights`, every layer).
+
+    ``W_K P`` and ``W_V P`` (``2 D^2 C``), ``W_V p`` (``D^2``) and, with the
+    positional encoding, ``W_K pos`` (``L D^2``) per layer: paid once per
+    weight update, whatever the number of persons.
+    """
+    c, d = in_channels, embed_dims
+    per_layer = 2 * d * d * c + d * d + (num_tokens * d * d if with_pos_encoding else 0)
+    return num_layers * per_layer
+
+
+def fold_break_even_persons(
+    in_channels: int,
+    embed_dims: int = EMBED_DIMS,
+    num_heads: int = NUM_HEADS,
+    num_tokens: int = 1,
+    num_layers: int = NUM_LAYERS,
+    with_pos_encoding: bool = False,
+) -> float:
+    """Persons per forward above which folding the weights in the forward is cheaper.
+
+    ``count_fold_macs / (per-person factored - per-person folded)``, from
+    :func:`count_fold_macs` and :func:`count_macs_per_person`; the backward
+    pass of both sides scales alike (two products per product). ``L`` cancels
+    without the positional encoding. About 138 at the paper's sizes
+    (``C = 2304``, ``D = 1024``, 8 heads); ``inf`` if folding saved nothing
+    per person.
+    """
+    kwargs = dict(
+        in_channels=in_channels,
+        num_tokens=num_tokens,
+        embed_dims=embed_dims,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        attn_impl='factored',
+        with_pos_encoding=with_pos_encoding,
+    )
+    saving = count_macs_per_person(**kwargs) - count_macs_per_person(**kwargs, folded_weights=True)
+    if saving <= 0:
+        return math.inf
+    fold = count_fold_macs(in_channels, num_tokens, embed_dims, num_layers, with_pos_encoding)
+    return fold / saving
+
+
 __all__ = [
     'ATTN_IMPLS',
     'CrossAttentionLayer',
+    'FoldedLayerWeights',
     'LearnedPositionalEncoding2D',
     'PersonContextTransformer',
+    'count_fold_macs',
     'count_macs_per_person',
     'factored_attention',
+    'fold_break_even_persons',
+    'fold_layer_weights',
+    'folded_attention',
     'standard_attention',
 ]

@@ -1,0 +1,267 @@
+"""Weights folded once (``W_K^h P``, ``W_V^h P``, ...) give the standard attention's outputs.
+
+:class:`PersonContextTransformer` caches the folded weights for forwards
+without gradients for them, and folds them in the forward (with gradients)
+above :func:`fold_break_even_persons`. These tests check the outputs and
+gradients against the standard implementation (the reference), that the cache
+follows every change of the parameters, that it never reaches the
+``state_dict``, and the multiply-add counts against torch's flop counter.
+"""
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from pcca_plugin.models import PersonContextTransformer, count_macs_per_person
+from pcca_plugin.models.layers.cross_attention import count_fold_macs, fold_break_even_persons
+
+from .test_factored_attention import (
+    CONTEXT_SIZE,
+    EMBED_DIMS,
+    IN_CHANNELS,
+    NUM_HEADS,
+    NUM_LAYERS,
+    TOLERANCE,
+    fix_dropout_masks,
+    relative_error,
+    twin_transformers,
+)
+
+LENGTH = CONTEXT_SIZE[0] * CONTEXT_SIZE[1]
+
+
+def inputs(n, dtype, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    person = torch.randn(n, IN_CHANNELS, generator=generator, dtype=torch.float64)
+    context = torch.randn(n, LENGTH, IN_CHANNELS, generator=generator, dtype=torch.float64)
+    return person.to(dtype), context.to(dtype)
+
+
+def cached_fold(model):
+    """The cached folded weights (a list per layer), or None."""
+    return None if model._fold_cache is None else model._fold_cache[1]
+
+
+def assert_close(actual, expected, dtype, what='output'):
+    error = relative_error(actual, expected)
+    assert error <= TOLERANCE[dtype], f'{what}: relative error {error:.3g}'
+
+
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+@pytest.mark.parametrize('with_pos', [False, True])
+@pytest.mark.parametrize('mode', ['eval', 'train-fixed-mask'])
+def test_cached_fold_equals_standard_and_is_reused(dtype, with_pos, mode):
+    standard, factored = twin_transformers(dtype, with_pos)
+    for model in (standard, factored):
+        if mode == 'eval':
+            model.eval()
+        else:  # dropout on: the dropout mass s_h must be kept with the folded bias
+            fix_dropout_masks(model)
+            model.train()
+    person, context = inputs(5, dtype)
+    assert cached_fold(factored) is None
+    with torch.no_grad():
+        expected = standard(person, context)
+        out = factored(person, context)
+        folded = cached_fold(factored)
+        again = factored(person, context)
+    assert folded is not None and cached_fold(factored) is folded  # built once, reused
+    assert out.dtype == dtype
+    assert_close(out, expected, dtype)
+    assert torch.equal(again, out)
+    with torch.inference_mode():  # reused under inference mode too
+        assert torch.equal(factored(person, context), out)
+    assert cached_fold(factored) is folded
+
+
+def test_empty_batch_without_gradients():
+    _, factored = twin_transformers(torch.float64, with_pos=True)
+    with torch.no_grad():
+        out = factored.eval()(*inputs(0, torch.float64))
+    assert out.shape == (0, EMBED_DIMS) and cached_fold(factored) is not None
+
+
+def test_cache_follows_an_optimizer_step_load_state_dict_and_double():
+    standard, factored = twin_transformers(torch.float32, with_pos=True)
+    standard.eval(), factored.eval()
+    person, context = inputs(4, torch.float32)
+    with torch.no_grad():
+        before = factored(person, context)
+    folded = cached_fold(factored)
+
+    # an in-place optimizer step (with gradients: the cache is not used, then dropped)
+    optimizer = torch.optim.SGD(factored.parameters(), lr=0.5)
+    factored(person, context).square().sum().backward()
+    optimizer.step()
+    with torch.no_grad():
+        stepped = factored(person, context)
+        standard.load_state_dict(factored.state_dict())
+        expected = standard(person, context)
+    assert cached_fold(factored) is not folded
+    assert relative_error(stepped, before) > 1e-3  # the step changed the outputs
+    assert_close(stepped, expected, torch.float32, 'after an optimizer step')
+
+    # an in-place change of one folded parameter without an optimizer (version counter)
+    folded = cached_fold(factored)
+    with torch.no_grad():
+        factored.layers[1].attn.in_proj_weight.mul_(1.5)
+        changed = factored(person, context)
+        standard.load_state_dict(factored.state_dict())
+        assert_close(changed, standard(person, context), torch.float32, 'after mul_')
+    assert cached_fold(factored) is not folded
+
+    # load_state_dict of other weights
+    other, _ = twin_transformers(torch.float32, with_pos=True, seed=9)
+    folded = cached_fold(factored)
+    factored.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        loaded = factored(person, context)
+        expected = other.eval()(person, context)
+    assert cached_fold(factored) is not folded
+    assert_close(loaded, expected, torch.float32, 'after load_state_dict')
+
+    # .double(): the fold is rebuilt in float64
+    factored.double(), other.double()
+    person64, context64 = inputs(4, torch.float64)
+    with torch.no_grad():
+        out64 = factored(person64, context64)
+        expected64 = other(person64, context64)
+    assert out64.dtype == torch.float64
+    assert cached_fold(factored)[0].key.dtype == torch.float64
+    assert_close(out64, expected64, torch.float64, 'after .double()')
+
+    # switching the implementation and back: still the same outputs
+    factored.attn_impl = 'standard'
+    with torch.no_grad():
+        assert_close(factored(person64, context64), expected64, torch.float64)
+    factored.attn_impl = 'factored'
+    with torch.no_grad():
+        assert_close(factored(person64, context64), expected64, torch.float64)
+
+
+def test_cache_never_reaches_the_state_dict(tmp_path):
+    standard, factored = twin_transformers(torch.float32, with_pos=True)
+    keys_before = list(factored.state_dict())
+    with torch.no_grad():
+        factored.eval()(*inputs(3, torch.float32))
+    assert cached_fold(factored) is not None
+    state = factored.state_dict()
+    assert list(state) == keys_before == list(standard.state_dict())
+    path = tmp_path / 'transformer.pth'
+    torch.save(state, str(path))
+    loaded = torch.load(str(path))  # weights_only
+    assert all(not name.startswith('_fold') for name in loaded)
+    standard.load_state_dict(loaded, strict=True)
+
+
+def test_training_does_not_use_a_stale_cache():
+    """A cached fold, then a change of the weights and a training step: standard's gradients."""
+    standard, factored = twin_transformers(torch.float64, with_pos=True)
+    for model in (standard, factored):
+        fix_dropout_masks(model)
+    person, context = inputs(5, torch.float64)
+    with torch.no_grad():
+        factored.eval()(person, context)  # the cache holds the fold of these weights
+        for model in (standard, factored):  # the same change to both (tensor.data: no version)
+            model.context_proj.weight.data = model.context_proj.weight.data * 2
+    standard.train(), factored.train()
+    grads = []
+    for model in (standard, factored):
+        model.zero_grad(set_to_none=True)
+        context_in = context.clone().requires_grad_(True)
+        model(person, context_in).square().sum().backward()
+        grads.append({n: p.grad for n, p in model.named_parameters()} | {'ctx': context_in.grad})
+    assert cached_fold(factored) is None  # dropped while the weights are trained
+    for name, grad in grads[0].items():
+        assert_close(grads[1][name], grad, torch.float64, f'gradient of {name}')
+
+
+def test_frozen_parameters_use_the_cache_and_give_the_input_gradients():
+    standard, factored = twin_transformers(torch.float32, with_pos=False)
+    person, context = inputs(4, torch.float32)
+    with torch.inference_mode():  # the fold built under inference mode ...
+        factored.eval()(person, context)
+    grads = []
+    for model in (standard.eval(), factored):
+        model.requires_grad_(False)
+        context_in = context.clone().requires_grad_(True)
+        model(person, context_in).square().sum().backward()  # ... is usable with autograd
+        grads.append(context_in.grad)
+    assert cached_fold(factored) is not None
+    assert_close(grads[1], grads[0], torch.float32, 'gradient of the context')
+
+
+@pytest.mark.parametrize('with_pos', [False, True])
+def test_training_folds_in_the_forward_above_the_break_even(with_pos):
+    """Gradients equal standard's on both sides of the break-even; the counter shows which path."""
+    standard, factored = twin_transformers(torch.float64, with_pos=with_pos)
+    for model in (standard, factored):
+        fix_dropout_masks(model)
+    break_even = fold_break_even_persons(
+        IN_CHANNELS,
+        EMBED_DIMS,
+        NUM_HEADS,
+        LENGTH,
+        num_layers=NUM_LAYERS,
+        with_pos_encoding=with_pos,
+    )
+    kwargs = dict(
+        in_channels=IN_CHANNELS,
+        num_tokens=LENGTH,
+        embed_dims=EMBED_DIMS,
+        num_layers=NUM_LAYERS,
+        num_heads=NUM_HEADS,
+        with_pos_encoding=with_pos,
+    )
+    per_person = count_macs_per_person(**kwargs)
+    folded = count_macs_per_person(**kwargs, folded_weights=True)
+    fold = count_fold_macs(IN_CHANNELS, LENGTH, EMBED_DIMS, NUM_LAYERS, with_pos)
+    assert folded < per_person
+    for n in (int(break_even), int(break_even) + 1):  # per-person at N <= break-even, fold above
+        assert (n > break_even) == (fold + n * folded < n * per_person)  # the fold is cheaper
+        person, context = inputs(n, torch.float64, seed=n)
+        grads = []
+        for model in (standard.train(), factored.train()):
+            model.zero_grad(set_to_none=True)
+            counter = FlopCounterMode(display=False)
+            with counter:
+                out = model(person, context)
+            out.sin().sum().backward()
+            grads.append({name: p.grad for name, p in model.named_parameters()})
+        expected = fold + n * folded if n > break_even else n * per_person
+        assert counter.get_total_flops() / 2 == expected
+        for name, grad in grads[0].items():
+            assert_close(grads[1][name], grad, torch.float64, f'N={n}: gradient of {name}')
+
+
+@pytest.mark.parametrize('with_pos', [False, True])
+def test_inference_mac_count_matches_torch_flop_counter(with_pos):
+    model = PersonContextTransformer(
+        in_channels=24,
+        embed_dims=16,
+        num_layers=3,
+        num_heads=4,
+        context_size=(3, 3),
+        with_pos_encoding=with_pos,
+    ).eval()
+    person, context = torch.randn(5, 24), torch.randn(5, 9, 24)
+    expected = count_macs_per_person(
+        24, 9, 16, 3, num_heads=4, with_pos_encoding=with_pos, folded_weights=True
+    )
+    fold = count_fold_macs(24, 9, 16, 3, with_pos_encoding=with_pos)
+    for fold_macs in (fold, 0):  # the first forward folds, the second reuses the cache
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            model(person, context)
+        assert counter.get_total_flops() / 2 == 5 * expected + fold_macs
+
+
+def test_paper_size_inference_cost_and_break_even():
+    training = count_macs_per_person(2304, 81)
+    inference = count_macs_per_person(2304, 81, folded_weights=True)
+    assert inference < 0.06e9 < 0.1e9 < training
+    # break-even: fold cost over the per-person saving, from the sizes
+    saving = training - inference
+    assert fold_break_even_persons(2304) == pytest.approx(count_fold_macs(2304, 81) / saving)
+    with pytest.raises(ValueError, match='factored'):
+        count_macs_per_person(2304, 81, attn_impl='standard', folded_weights=True)
