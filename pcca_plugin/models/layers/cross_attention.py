@@ -689,7 +689,6 @@ class PersonContextTransformer(nn.Module):
         """
         params = self._folded_parameters()
         if torch.is_grad_enabled() and any(p.requires_grad for p in params):
-            self._fold_cache = None  # the weights are being trained: do not keep a fold alive
             break_even = fold_break_even_persons(
                 self.in_channels,
                 self.embed_dims,
@@ -698,8 +697,8 @@ class PersonContextTransformer(nn.Module):
                 with_pos_encoding=self.pos_encoding is not None,
             )
             return self._compute_folded_weights() if num_persons > break_even else None
-        # The storages are part of the key and are held by it, so that a freed
-        # parameter's address cannot be reused by a new parameter while cached.
+        # The key names each parameter's address; the cache holds the storages, so
+        # that a freed parameter's address cannot be reused by a new one while cached.
         key = (self.attn_impl,) + tuple(
             (p._version, p.data_ptr(), p.dtype, p.device, tuple(p.shape)) for p in params
         )
