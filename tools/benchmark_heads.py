@@ -16,15 +16,20 @@ feature map for a 256x455 input with res5 stride 1, N persons):
 - ``linear``: ``SingleRoIExtractor3D`` (7x7) + ``BBoxHeadAVA`` (max-pool, fc).
 
 Each head includes its RoI extractor and temporal pooling. Reported per head
-and N: forward (no grad) and forward+backward (gradients for the head and the
-feature map) median times, in total and per person; the memory of the
+and N: forward (eval mode, no grad: the factored PCCA head uses its folded
+weights, cached once, as in inference) and forward+backward (training mode,
+gradients for the head and the feature map: the factored head's per-person
+products with the context projection) median times, in total and per
+person; the memory of the
 activations saved for the backward pass per person (counted with
 ``torch.autograd.graph.saved_tensors_hooks``: every saved tensor's storage
 once, parameters and the input feature map left out), for extractor + head
 and for the head alone beyond its inputs; parameters; multiply-adds per person
-(analytic, and counted by ``torch.utils.flop_counter.FlopCounterMode``); and
-ratios. Runs are interleaved (every repetition loops over all heads and sizes)
-in one process so that machine load affects all heads alike. Finally the share
+(analytic, and counted by ``torch.utils.flop_counter.FlopCounterMode``) of
+the training forward and of the inference forward (cached fold), and the
+one-off multiply-adds of the fold per weight update; and ratios. Runs are
+interleaved (every repetition loops over all heads and sizes) in one process
+so that machine load affects all heads alike. Finally the share
 of the PCCA head in the whole detector's forward time (SlowFast-R50, random
 weights) is measured.
 
@@ -76,6 +81,7 @@ from pcca_plugin.models import (  # noqa: E402
     PCCABBoxHead,
     count_macs_per_person,
 )
+from pcca_plugin.models.layers.cross_attention import count_fold_macs  # noqa: E402
 
 #: Feature stride of the res5 map (stride 1 in res5 -> 16).
 STRIDE = 16
@@ -106,6 +112,9 @@ COLUMNS = (
     'params (M)',
     'GMACs/person (analytic)',
     'GMACs/person (counted)',
+    'inference GMACs/person (analytic)',
+    'inference GMACs/person (counted)',
+    'fold GMACs per weight update',
     'runs',
 )
 
@@ -218,8 +227,12 @@ class HeadUnderTest(nn.Module):
         return self.classify(self.extract(feat, rois), rois)
 
 
-def analytic_macs(kind: str, sizes: Sizes) -> float:
-    """Multiply-adds per person of the dense layers (RoIAlign/pooling left out)."""
+def analytic_macs(kind: str, sizes: Sizes, inference: bool = False) -> float:
+    """Multiply-adds per person of the dense layers (RoIAlign/pooling left out).
+
+    ``inference``: without gradients, where the factored PCCA head uses its
+    cached folded weights (the fold itself: :func:`fold_macs`).
+    """
     channels, num_classes = sizes.channels, sizes.num_classes
     if kind in PCCA_IMPLS:
         transformer = count_macs_per_person(
@@ -228,6 +241,7 @@ def analytic_macs(kind: str, sizes: Sizes) -> float:
             embed_dims=sizes.embed_dims,
             num_heads=sizes.num_heads,
             attn_impl=PCCA_IMPLS[kind],
+            folded_weights=inference and PCCA_IMPLS[kind] == 'factored',
         )
         return transformer + sizes.embed_dims * num_classes
     if kind == 'pcca-extractor':
@@ -238,6 +252,13 @@ def analytic_macs(kind: str, sizes: Sizes) -> float:
         conv2 = positions * channels * channels * 9
         return conv1 + conv2 + channels * num_classes
     return channels * num_classes
+
+
+def fold_macs(kind: str, sizes: Sizes) -> float:
+    """Multiply-adds of folding the weights once per weight update (factored PCCA only)."""
+    if PCCA_IMPLS.get(kind) != 'factored':
+        return 0
+    return count_fold_macs(sizes.channels, CONTEXT_TOKENS, embed_dims=sizes.embed_dims)
 
 
 def random_rois(num: int, sizes: Sizes, generator: torch.Generator) -> torch.Tensor:
@@ -324,6 +345,20 @@ def count_and_measure(model: HeadUnderTest, feat, rois) -> Dict:
     )
 
 
+def count_inference(model: HeadUnderTest, feat, rois) -> float:
+    """Multiply-adds of an eval-mode forward without gradients, the cached fold warm.
+
+    The first forward builds the cache (factored PCCA head) and is not counted.
+    """
+    model.eval()
+    with torch.no_grad():
+        model(feat, rois)
+        counter = FlopCounterMode(display=False)
+        with sdpa_kernel(SDPBackend.MATH), counter:
+            model(feat, rois)
+    return counter.get_total_flops() / 2
+
+
 def benchmark_heads(args, device: torch.device) -> List[Dict]:
     sizes = args.sizes
     generator = torch.Generator().manual_seed(0)
@@ -378,6 +413,7 @@ def benchmark_heads(args, device: torch.device) -> List[Dict]:
         fwdbwd = statistics.median(times[(kind, n, 'fwdbwd')])
         measured = count_and_measure(model, feat_grad, rois[n])
         model.zero_grad(set_to_none=True)
+        inference_macs = count_inference(model, feat_nograd, rois[n])
         rows.append(
             dict(
                 head=kind,
@@ -391,6 +427,9 @@ def benchmark_heads(args, device: torch.device) -> List[Dict]:
                 params_m=sum(p.numel() for p in model.parameters()) / 1e6,
                 gmacs_per_person_analytic=analytic_macs(kind, sizes) / 1e9,
                 gmacs_per_person_counted=measured['macs'] / n / 1e9,
+                inference_gmacs_per_person_analytic=analytic_macs(kind, sizes, True) / 1e9,
+                inference_gmacs_per_person_counted=inference_macs / n / 1e9,
+                fold_gmacs=fold_macs(kind, sizes) / 1e9,
                 repeats=len(times[(kind, n, 'fwd')]),
             )
         )
@@ -445,6 +484,9 @@ def _cells(row: Dict) -> List[str]:
         f'{row["params_m"]:.2f}',
         f'{row["gmacs_per_person_analytic"]:.4g}',
         f'{row["gmacs_per_person_counted"]:.4g}',
+        f'{row["inference_gmacs_per_person_analytic"]:.4g}',
+        f'{row["inference_gmacs_per_person_counted"]:.4g}',
+        f'{row["fold_gmacs"]:.4g}',
         str(row['repeats']),
     ]
 
@@ -485,7 +527,8 @@ def ratio_lines(rows: List[Dict]) -> List[str]:
     if ('pcca', n) in by and ('pcca-standard', n) in by:
         new, old = by[('pcca', n)], by[('pcca-standard', n)]
         for key, label in (
-            ('gmacs_per_person_analytic', 'MACs per person'),
+            ('gmacs_per_person_analytic', 'MACs per person (training)'),
+            ('inference_gmacs_per_person_analytic', 'MACs per person (inference, cached fold)'),
             ('fwd_ms_per_person', f'fwd time per person, N={n}'),
             ('fwdbwd_ms_per_person', f'fwd+bwd time per person, N={n}'),
             ('saved_mib_per_person', f'saved activations per person (extractor+head), N={n}'),

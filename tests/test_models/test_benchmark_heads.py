@@ -64,6 +64,12 @@ def test_quick_benchmark_prints_the_documented_columns(tmp_path):
             row = by[(kind, n)]
             # the analytic count is exact for the PCCA head: the counter sees the same products
             assert abs(row['gmacs_per_person_analytic'] - row['gmacs_per_person_counted']) < 1e-12
+            inference = row['inference_gmacs_per_person_analytic']
+            assert abs(inference - row['inference_gmacs_per_person_counted']) < 1e-12
+        # inference with the cached fold is cheaper than training's per-person products
+        factored = by[('pcca', n)]
+        assert factored['inference_gmacs_per_person_counted'] < factored['gmacs_per_person_counted']
+        assert factored['fold_gmacs'] > 0 == by[('pcca-standard', n)]['fold_gmacs']
         assert (
             by[('pcca', n)]['gmacs_per_person_counted']
             < by[('pcca-standard', n)]['gmacs_per_person_counted']

@@ -554,7 +554,9 @@ class PersonContextTransformer(nn.Module):
         attn_impl (str): ``'factored'`` (default, fewer multiply-adds and less
             activation memory) or ``'standard'`` (keys and values computed, the
             reference); same parameters, same outputs, so a checkpoint of one
-            loads into the other. Settable after construction.
+            loads into the other. Settable after construction. Without
+            gradients the factored form uses its folded weights, cached (see
+            the module docstring).
     """
 
     def __init__(
