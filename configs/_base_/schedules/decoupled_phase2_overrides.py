@@ -1,10 +1,9 @@
-# Decoupled phase 2 (paper section 2.3; ./decoupled_phase2.py has the design) for a
-# phase-2 config whose other base is its own phase-1 config, so that the phase-1 data
-# and pipelines (360x640 scale, train + val) are inherited, not copied. mmengine forbids
-# the same key in two bases, so ./decoupled_phase2.py cannot sit next to a phase-1 config;
-# this file holds the same values under names of their own, and the phase-2 config
-# assigns them (tests/test_models/test_configs.py checks that the result equals
-# ./decoupled_phase2.py):
+# The values of decoupled phase 2 (paper section 2.3; ./decoupled_phase2.py has the design
+# and assigns them to the Runner's keys) under names of their own. A phase-2 config whose
+# other base is its own phase-1 config (so that the phase-1 data and pipelines, 360x640
+# scale, train + val, are inherited, not copied) uses this file, because mmengine forbids
+# the same key in two bases, and assigns the values itself
+# (tests/test_models/test_configs.py checks that the result equals ./decoupled_phase2.py):
 #   _base_ = ['./<phase-1 config>.py', '../_base_/schedules/decoupled_phase2_overrides.py']
 #   model = dict(init_cfg=None)  # every weight comes from load_from
 #   train_dataloader = dict(sampler={{_base_.phase2_sampler}})
