@@ -77,15 +77,10 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 # tools/test.py --test-split puts this dataset into test_dataloader (every frame a key frame).
 test_split_dataset = dict(
-    type=dataset_type,
+    val_dataloader['dataset'],
     ann_file=ann_file_test,
     proposal_file=proposal_file_test,
-    pipeline=val_pipeline,
     data_prefix=dict(img=test_split_root),
-    use_frames=False,
-    person_det_score_thr=person_det_score_thr,
-    num_classes=num_classes,
-    test_mode=True,
 )
 
 val_evaluator = dict(type='MultiSportsTubeMetric', gt_file=gt_file)
