@@ -41,6 +41,8 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from .sparse_roi_align import SparseRoIAlign, channels_last_table
+
 #: The paper's constants (section 2.1 and 2.2).
 PERSON_ROI_SIZE = 7
 CONTEXT_ROI_SIZE = 9
@@ -49,6 +51,10 @@ CONTEXT_SCALE = 2.0
 FEATMAP_STRIDE = 16
 #: Smallest width/height (input pixels) a box is widened to before RoIAlign.
 MIN_BOX_SIZE = 1.0
+#: RoIAlign implementations: ``'sparse'`` (:mod:`.sparse_roi_align`, one sparse
+#: product per RoI set, fast on the CPU), ``'mmcv'`` (``mmcv.ops.RoIAlign``), and
+#: ``'auto'``: sparse for CPU feature maps, mmcv's kernels on other devices.
+ROI_ALIGN_IMPLS = ('auto', 'sparse', 'mmcv')
 
 FeatureInput = Union[Tensor, Sequence[Tensor]]
 
@@ -223,6 +229,9 @@ class ContextRoIExtractor(nn.Module):
         in_channels (int, optional): expected ``C``; when set, a feature map with
             a different channel count raises an error naming both values.
         min_box_size (float): boxes are widened to at least this many pixels.
+        roi_align_impl (str): ``'auto'`` (default: the sparse product on CPU,
+            mmcv's RoIAlign on GPU), ``'sparse'`` or ``'mmcv'``; all give the
+            same features to float rounding (same sampling, same gradients).
     """
 
     def __init__(
@@ -235,6 +244,7 @@ class ContextRoIExtractor(nn.Module):
         temporal_pool_mode: str = 'avg',
         in_channels: Optional[int] = None,
         min_box_size: float = MIN_BOX_SIZE,
+        roi_align_impl: str = 'auto',
     ) -> None:
         super().__init__()
         from mmcv.ops import RoIAlign
@@ -250,6 +260,11 @@ class ContextRoIExtractor(nn.Module):
             raise ValueError(
                 f"temporal_pool_mode must be 'avg' or 'max', got {temporal_pool_mode!r}."
             )
+        if roi_align_impl not in ROI_ALIGN_IMPLS:
+            raise ValueError(
+                f'roi_align_impl={roi_align_impl!r} is not a RoIAlign implementation; use one '
+                f'of {ROI_ALIGN_IMPLS} (same features; sparse is faster on the CPU).'
+            )
         if isinstance(context_output_size, int):
             context_output_size = (context_output_size, context_output_size)
         self.featmap_stride = featmap_stride
@@ -260,6 +275,7 @@ class ContextRoIExtractor(nn.Module):
         self.temporal_pool_mode = temporal_pool_mode
         self.in_channels = in_channels
         self.min_box_size = float(min_box_size)
+        self.roi_align_impl = roi_align_impl
         spatial_scale = 1.0 / featmap_stride
         self.person_roi_layer = RoIAlign(
             person_output_size,
@@ -275,6 +291,12 @@ class ContextRoIExtractor(nn.Module):
             pool_mode='avg',
             aligned=True,
         )
+        self.person_sparse_roi_layer = SparseRoIAlign(
+            person_output_size, spatial_scale, sampling_ratio=sampling_ratio, aligned=True
+        )
+        self.context_sparse_roi_layer = SparseRoIAlign(
+            self.context_output_size, spatial_scale, sampling_ratio=sampling_ratio, aligned=True
+        )
 
     @property
     def num_context_tokens(self) -> int:
@@ -287,8 +309,15 @@ class ContextRoIExtractor(nn.Module):
             f'person_output_size={self.person_output_size}, '
             f'context_output_size={self.context_output_size}, '
             f'context_scale={self.context_scale}, sampling_ratio={self.sampling_ratio}, '
-            f'temporal_pool_mode={self.temporal_pool_mode!r}, in_channels={self.in_channels}'
+            f'temporal_pool_mode={self.temporal_pool_mode!r}, in_channels={self.in_channels}, '
+            f'roi_align_impl={self.roi_align_impl!r}'
         )
+
+    def uses_sparse_roi_align(self, feat: Tensor) -> bool:
+        """Whether this forward runs :class:`SparseRoIAlign` (else mmcv's RoIAlign)."""
+        if self.roi_align_impl == 'auto':
+            return feat.device.type == 'cpu'
+        return self.roi_align_impl == 'sparse'
 
     def forward(
         self,
@@ -342,6 +371,15 @@ class ContextRoIExtractor(nn.Module):
             scale_boxes(rois, self.context_scale), roi_extents, self.min_box_size
         )
 
+        if self.uses_sparse_roi_align(v):
+            table = channels_last_table(v)  # (B*H*W, C)
+            shape = (num_images, feat_h, feat_w)
+            person = self.person_sparse_roi_layer.tokens(table, person_rois, shape)  # (N, P*P, C)
+            # (N, C): the P x P max-pool; max() routes the gradient through one index per
+            # channel (a scatter), amax() through a tie mask (several full-size passes)
+            person = person.max(dim=1).values
+            context = self.context_sparse_roi_layer.tokens(table, context_rois, shape)
+            return person, context  # (N, C), (N, h*w, C)
         person = self.person_roi_layer(v, person_rois)  # (N, C, P, P)
         person = person.flatten(2).amax(dim=2)  # (N, C): the P x P max-pool
         context = self.context_roi_layer(v, context_rois)  # (N, C, h, w)
