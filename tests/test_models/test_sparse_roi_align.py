@@ -33,7 +33,9 @@ def awkward_rois(num_images: int, generator: torch.Generator) -> torch.Tensor:
         [0.0, 0.0, float(IMG_W), float(IMG_H)],  # exactly the map
     ]
     random = torch.rand(8, 4, generator=generator) * torch.tensor([IMG_W, IMG_H] * 2)
-    random = torch.cat([random[:, :2].minimum(random[:, 2:]), random[:, :2].maximum(random[:, 2:])], 1)
+    random = torch.cat(
+        [random[:, :2].minimum(random[:, 2:]), random[:, :2].maximum(random[:, 2:])], 1
+    )
     boxes = torch.cat([torch.tensor(boxes), random])
     index = torch.arange(boxes.shape[0]) % num_images
     return torch.cat([index[:, None].to(boxes.dtype), boxes], dim=1)

@@ -226,7 +226,7 @@ class SparseRoIAlign(nn.Module):
         if pool_mode != 'avg':
             raise ValueError(
                 f"SparseRoIAlign computes pool_mode='avg' only (got {pool_mode!r}); use "
-                "mmcv.ops.RoIAlign for max pooling."
+                'mmcv.ops.RoIAlign for max pooling.'
             )
         if isinstance(output_size, int):
             output_size = (output_size, output_size)
