@@ -79,9 +79,9 @@ from mmaction.models.roi_heads import ACRNHead, BBoxHeadAVA, SingleRoIExtractor3
 from pcca_plugin.models import (  # noqa: E402
     ContextRoIExtractor,
     PCCABBoxHead,
-    count_macs_per_person,
 )
 from pcca_plugin.models.layers.cross_attention import count_fold_macs  # noqa: E402
+from pcca_plugin.models.layers.sparse_roi_align import SampledContext  # noqa: E402
 
 #: Feature stride of the res5 map (stride 1 in res5 -> 16).
 STRIDE = 16
@@ -208,13 +208,16 @@ class HeadUnderTest(nn.Module):
         """RoI features: ``(person (N, C), context (N, L, C))`` for PCCA, else ``(roi, global)``."""
         if self.kind in PCCA_IMPLS or self.kind == 'pcca-extractor':
             image_shapes = [(self.sizes.img_h, self.sizes.img_w)] * feat[0].shape[0]
-            return tuple(self.extractor(feat, rois, image_shapes))
+            # as PCCARoIHead: the context as a sparse product where the extractor can
+            return tuple(self.extractor(feat, rois, image_shapes, lazy_context=True))
         return tuple(self.extractor(feat, rois))
 
     def classify(self, extracted: Tuple, rois) -> torch.Tensor:
         """Logits ``(N, K)`` from the extracted features (``(N, 1)`` for the extractor alone)."""
         if self.kind == 'pcca-extractor':
             person, context = extracted
+            if isinstance(context, SampledContext):
+                context = context.tokens()  # (N, L, C)
             return (person.sum(dim=1) + context.sum(dim=(1, 2)))[:, None]  # (N, 1)
         if self.kind in PCCA_IMPLS:
             return self.head(*extracted)
@@ -227,23 +230,25 @@ class HeadUnderTest(nn.Module):
         return self.classify(self.extract(feat, rois), rois)
 
 
-def analytic_macs(kind: str, sizes: Sizes, inference: bool = False) -> float:
+def analytic_macs(
+    model: HeadUnderTest, persons: int, inference: bool = False, clips: int = 1
+) -> float:
     """Multiply-adds per person of the dense layers (RoIAlign/pooling left out).
 
+    For PCCA, in the form the head uses for ``persons`` persons on ``clips``
+    clips (``PersonContextTransformer.count_macs``: per-person products with
+    the context projection, or one projection of the feature map per clip).
     ``inference``: without gradients, where the factored PCCA head uses its
     cached folded weights (the fold itself: :func:`fold_macs`).
     """
+    kind, sizes = model.kind, model.sizes
     channels, num_classes = sizes.channels, sizes.num_classes
     if kind in PCCA_IMPLS:
-        transformer = count_macs_per_person(
-            channels,
-            CONTEXT_TOKENS,
-            embed_dims=sizes.embed_dims,
-            num_heads=sizes.num_heads,
-            attn_impl=PCCA_IMPLS[kind],
-            folded_weights=inference and PCCA_IMPLS[kind] == 'factored',
+        positions = clips * sizes.feat_h * sizes.feat_w
+        transformer = model.head.transformer.count_macs(
+            persons, CONTEXT_TOKENS, positions, with_grad=not inference
         )
-        return transformer + sizes.embed_dims * num_classes
+        return transformer / persons + sizes.embed_dims * num_classes
     if kind == 'pcca-extractor':
         return 0
     if kind == 'acrn':
@@ -302,7 +307,11 @@ def time_call(device: torch.device, fn: Callable, *args):
 
 
 def _storages(tensors) -> set:
-    return {t.untyped_storage().data_ptr() for t in tensors if isinstance(t, torch.Tensor)}
+    """Storage addresses of the tensors (a ``SampledContext``'s feature-map table included)."""
+    flat = []
+    for t in tensors:
+        flat += [t.table] if isinstance(t, SampledContext) else [t]
+    return {t.untyped_storage().data_ptr() for t in flat if isinstance(t, torch.Tensor)}
 
 
 def count_and_measure(model: HeadUnderTest, feat, rois) -> Dict:
@@ -425,9 +434,9 @@ def benchmark_heads(args, device: torch.device) -> List[Dict]:
                 saved_mib_per_person=measured['saved_bytes'] / n / MIB,
                 head_saved_mib_per_person=measured['head_saved_bytes'] / n / MIB,
                 params_m=sum(p.numel() for p in model.parameters()) / 1e6,
-                gmacs_per_person_analytic=analytic_macs(kind, sizes) / 1e9,
+                gmacs_per_person_analytic=analytic_macs(model, n) / 1e9,
                 gmacs_per_person_counted=measured['macs'] / n / 1e9,
-                inference_gmacs_per_person_analytic=analytic_macs(kind, sizes, True) / 1e9,
+                inference_gmacs_per_person_analytic=analytic_macs(model, n, True) / 1e9,
                 inference_gmacs_per_person_counted=inference_macs / n / 1e9,
                 fold_gmacs=fold_macs(kind, sizes) / 1e9,
                 repeats=len(times[(kind, n, 'fwd')]),

@@ -66,9 +66,12 @@ def test_quick_benchmark_prints_the_documented_columns(tmp_path):
             assert abs(row['gmacs_per_person_analytic'] - row['gmacs_per_person_counted']) < 1e-12
             inference = row['inference_gmacs_per_person_analytic']
             assert abs(inference - row['inference_gmacs_per_person_counted']) < 1e-12
-        # inference with the cached fold is cheaper than training's per-person products
+        # inference (cached fold) never costs more than training; with many persons on
+        # a small map both project the map once per clip and cost the same
         factored = by[('pcca', n)]
-        assert factored['inference_gmacs_per_person_counted'] < factored['gmacs_per_person_counted']
+        assert (
+            factored['inference_gmacs_per_person_counted'] <= factored['gmacs_per_person_counted']
+        )
         assert factored['fold_gmacs'] > 0 == by[('pcca-standard', n)]['fold_gmacs']
         assert (
             by[('pcca', n)]['gmacs_per_person_counted']

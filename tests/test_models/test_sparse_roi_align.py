@@ -5,7 +5,7 @@ import torch
 from mmcv.ops import RoIAlign
 
 from pcca_plugin.models import ContextRoIExtractor
-from pcca_plugin.models.roi_extractors.sparse_roi_align import (
+from pcca_plugin.models.layers.sparse_roi_align import (
     SparseRoIAlign,
     channels_last_table,
     roi_align_matrix,

@@ -26,6 +26,7 @@ from ..layers.cross_attention import (
     NUM_LAYERS,
     PersonContextTransformer,
 )
+from ..layers.sparse_roi_align import SampledContext
 from ..roi_extractors.context_roi_extractor import CONTEXT_ROI_SIZE
 from .negative_roi_loss import NegativeRoILossMixin
 
@@ -68,6 +69,10 @@ class PCCABBoxHead(NegativeRoILossMixin, BBoxHeadAVA):
             ``'standard'`` (the reference); both use the same parameters, so a
             checkpoint of either loads into the other (see
             :class:`~pcca_plugin.models.layers.PersonContextTransformer`).
+        context_projection (str): ``'auto'`` (default), ``'per_person'`` or
+            ``'per_clip'``: where the factored attention applies the context
+            projection when the extractor hands over the context as a
+            ``SampledContext`` (same outputs; see ``PersonContextTransformer``).
     """
 
     def __init__(
@@ -89,6 +94,7 @@ class PCCABBoxHead(NegativeRoILossMixin, BBoxHeadAVA):
         focal_alpha: float = 1.0,
         neg_loss_weight: float = 0.0,
         attn_impl: str = DEFAULT_ATTN_IMPL,
+        context_projection: str = 'auto',
     ) -> None:
         super().__init__(
             background_class=background_class,
@@ -117,6 +123,7 @@ class PCCABBoxHead(NegativeRoILossMixin, BBoxHeadAVA):
             context_size=self.context_size,
             with_pos_encoding=with_pos_encoding,
             attn_impl=attn_impl,
+            context_projection=context_projection,
         )
         self.fc_cls = nn.Linear(embed_dims, num_classes)
 
@@ -126,12 +133,13 @@ class PCCABBoxHead(NegativeRoILossMixin, BBoxHeadAVA):
         nn.init.xavier_normal_(self.fc_cls.weight)
         nn.init.zeros_(self.fc_cls.bias)
 
-    def forward(self, person_feats: Tensor, context_feats: Tensor) -> Tensor:
+    def forward(self, person_feats: Tensor, context_feats: Union[Tensor, SampledContext]) -> Tensor:
         """Class logits of every person.
 
         Args:
             person_feats (Tensor): ``A``, ``(N, C)``.
-            context_feats (Tensor): context tokens, ``(N, L, C)``.
+            context_feats (Tensor | SampledContext): context tokens, ``(N, L, C)``,
+                or their sparse-product factors (``ContextRoIExtractor(..., lazy_context=True)``).
 
         Returns:
             Tensor: logits, ``(N, K)``.

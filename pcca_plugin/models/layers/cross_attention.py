@@ -74,12 +74,21 @@ features cannot overflow the scores.
 """
 
 import math
-from typing import Callable, List, NamedTuple, Optional, Tuple
+from typing import Callable, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+
+from .clip_projected_context import (
+    ProjectedContext,
+    clip_pooling,
+    clip_scores,
+    count_clip_projection_macs,
+    count_per_person_projection_macs,
+)
+from .sparse_roi_align import SampledContext
 
 #: Section 2.2: 3 layers, 8 heads, projection dimension 1024.
 NUM_LAYERS = 3
@@ -92,6 +101,11 @@ DROPOUT = 0.1
 ATTN_IMPLS = ('factored', 'standard')
 #: The default: the factored form, about 4.5x fewer multiply-adds at the paper's sizes.
 DEFAULT_ATTN_IMPL = 'factored'
+#: Where the factored form applies the context projection ``P`` to a
+#: :class:`SampledContext`: per person (folded into the queries and values),
+#: once per clip on the feature map (:mod:`.clip_projected_context`), or
+#: ``'auto'``: whichever costs fewer multiply-adds for the batch at hand.
+CONTEXT_PROJECTIONS = ('auto', 'per_person', 'per_clip')
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
@@ -230,7 +244,7 @@ class _PooledProjection(torch.autograd.Function):
 
 def factored_attention(
     query: Tensor,
-    context: Tensor,
+    context: Union[Tensor, ProjectedContext],
     context_weight: Tensor,
     context_bias: Tensor,
     in_proj_weight: Tensor,
@@ -247,7 +261,9 @@ def factored_attention(
 
     Args:
         query (Tensor): ``(N, D)``.
-        context (Tensor): raw context tokens, ``(N, L, C)``.
+        context (Tensor | ProjectedContext): raw context tokens, ``(N, L, C)``,
+            or the tokens already projected once per clip (then ``P`` has been
+            applied and ``context_weight`` is not used).
         context_weight (Tensor): ``P``, ``(D, C)``.
         context_bias (Tensor): ``p``, ``(D,)``.
         in_proj_weight (Tensor): ``[W_Q; W_K; W_V]``, ``(3D, D)``.
@@ -267,14 +283,20 @@ def factored_attention(
     b_q, _, b_v = in_proj_bias.chunk(3)  # b_K adds a per-head constant to the scores
     q = F.linear(query, w_q, b_q).reshape(n, num_heads, head_dims)  # (N, H, E)
     q_in_d = torch.einsum('nhe,hed->nhd', q, w_k.reshape(num_heads, head_dims, d))  # (N, H, D)
-    # (P^T W_K^hT q_h) . c_i, (N, H, L), in float32 under autocast
-    logits = _ProjectedScores.apply(q_in_d, context, context_weight)
+    if isinstance(context, ProjectedContext):
+        logits = clip_scores(q_in_d, context)  # (W_K^hT q_h) . y_i, (N, H, L), float32
+    else:
+        # (P^T W_K^hT q_h) . c_i, (N, H, L), in float32 under autocast
+        logits = _ProjectedScores.apply(q_in_d, context, context_weight)
     if key_pos is not None:
         logits = logits + _float32_einsum('nhd,ld->nhl', q_in_d, key_pos[0])  # (N, H, L)
     weights = attn_dropout((logits / math.sqrt(head_dims)).softmax(dim=-1))  # (N, H, L)
     mass = weights.sum(dim=-1, keepdim=True)  # (N, H, 1): s_h, 1 without dropout
     # P (sum_i a_hi c_i) + s_h p, (N, H, D)
-    pooled = _PooledProjection.apply(weights, context, context_weight) + mass * context_bias
+    if isinstance(context, ProjectedContext):
+        pooled = clip_pooling(weights, context) + mass * context_bias
+    else:
+        pooled = _PooledProjection.apply(weights, context, context_weight) + mass * context_bias
     out = torch.einsum('nhd,hed->nhe', pooled, w_v.reshape(num_heads, head_dims, d))  # (N, H, E)
     out = out + mass * b_v.reshape(num_heads, head_dims)  # (N, H, E)
     return out.reshape(n, d)  # (N, D)
@@ -469,7 +491,7 @@ class CrossAttentionLayer(nn.Module):
     def attend_factored(
         self,
         query: Tensor,
-        context: Tensor,
+        context: Union[Tensor, ProjectedContext],
         context_proj: nn.Linear,
         key_pos: Optional[Tensor] = None,
     ) -> Tensor:
@@ -477,8 +499,10 @@ class CrossAttentionLayer(nn.Module):
 
         Args:
             query (Tensor): ``Q^{j-1}``, ``(N, D)``.
-            context (Tensor): raw context tokens, ``(N, L, C)``.
-            context_proj (nn.Linear): the ``C -> D`` context projection, folded in.
+            context (Tensor | ProjectedContext): raw context tokens, ``(N, L, C)``,
+                or the tokens projected once per clip.
+            context_proj (nn.Linear): the ``C -> D`` context projection, folded in
+                (only its bias for a :class:`ProjectedContext`).
             key_pos (Tensor, optional): positional encoding of the keys, ``(1, L, D)``.
 
         Returns:
@@ -557,6 +581,14 @@ class PersonContextTransformer(nn.Module):
             loads into the other. Settable after construction. Without
             gradients the factored form uses its folded weights, cached (see
             the module docstring).
+        context_projection (str): for context given as a
+            :class:`SampledContext` (``ContextRoIExtractor(..., lazy_context=True)``), where the
+            factored form applies the context projection: ``'per_person'``,
+            ``'per_clip'`` (once on the feature map,
+            :mod:`.clip_projected_context`) or ``'auto'`` (default: the one
+            with fewer multiply-adds for the batch, see
+            :meth:`projects_per_clip`). Same outputs either way; context given
+            as a tensor of tokens is always projected per person.
     """
 
     def __init__(
@@ -570,8 +602,14 @@ class PersonContextTransformer(nn.Module):
         context_size: Optional[Tuple[int, int]] = None,
         with_pos_encoding: bool = False,
         attn_impl: str = DEFAULT_ATTN_IMPL,
+        context_projection: str = 'auto',
     ) -> None:
         super().__init__()
+        if context_projection not in CONTEXT_PROJECTIONS:
+            raise ValueError(
+                f'context_projection={context_projection!r} is not one of '
+                f'{CONTEXT_PROJECTIONS} (same outputs; auto picks the cheaper).'
+            )
         if embed_dims % num_heads != 0:
             raise ValueError(
                 f'embed_dims={embed_dims} is not divisible by num_heads={num_heads}; '
@@ -587,6 +625,7 @@ class PersonContextTransformer(nn.Module):
         self.num_heads = num_heads
         self.feedforward_channels = feedforward_channels
         self.attn_impl = check_attn_impl(attn_impl)
+        self.context_projection = context_projection
         self.person_proj = nn.Linear(in_channels, embed_dims)
         self.context_proj = nn.Linear(in_channels, embed_dims)
         self.layers = nn.ModuleList(
@@ -616,32 +655,40 @@ class PersonContextTransformer(nn.Module):
         if self.pos_encoding is not None:
             self.pos_encoding.reset_parameters()
 
-    def forward(self, person: Tensor, context: Tensor) -> Tensor:
+    def forward(self, person: Tensor, context: Union[Tensor, SampledContext]) -> Tensor:
         """Relate every person to its own context.
 
         Args:
             person (Tensor): ``A``, ``(N, C)``.
-            context (Tensor): context tokens, ``(N, L, C)``.
+            context (Tensor | SampledContext): context tokens, ``(N, L, C)``, or
+                their two sparse-product factors (``ContextRoIExtractor(..., lazy_context=True)``).
 
         Returns:
             Tensor: ``Q^{num_layers}``, the person representation, ``(N, D)``.
         """
-        if person.shape[-1] != self.in_channels or context.shape[-1] != self.in_channels:
+        sampled = context if isinstance(context, SampledContext) else None
+        channels = sampled.channels if sampled is not None else context.shape[-1]
+        num_tokens = sampled.num_tokens if sampled is not None else context.shape[1]
+        if person.shape[-1] != self.in_channels or channels != self.in_channels:
             raise ValueError(
                 f'PersonContextTransformer: got person features with {person.shape[-1]} '
-                f'and context tokens with {context.shape[-1]} channels, but '
+                f'and context tokens with {channels} channels, but '
                 f'in_channels={self.in_channels}; set the head in_channels to the '
                 'backbone channel count.'
             )
         key_pos = None
         if self.pos_encoding is not None:
-            if self.pos_encoding.grid_size[0] * self.pos_encoding.grid_size[1] != context.shape[1]:
+            if self.pos_encoding.grid_size[0] * self.pos_encoding.grid_size[1] != num_tokens:
                 raise ValueError(
                     f'positional encoding is for a {self.pos_encoding.grid_size} grid but '
-                    f'got {context.shape[1]} context tokens.'
+                    f'got {num_tokens} context tokens.'
                 )
             key_pos = self.pos_encoding()  # (1, L, D)
         query = self.person_proj(person)  # Q^0 = A, (N, D)
+        if sampled is not None and self.projects_per_clip(sampled):
+            return self._forward_clip_projected(query, sampled, key_pos)
+        if sampled is not None:
+            context = sampled.tokens()  # (N, L, C)
         if check_attn_impl(self.attn_impl) == 'factored':
             folded = self._folded_weights(person.shape[0])
             if folded is not None:
@@ -656,6 +703,134 @@ class PersonContextTransformer(nn.Module):
         key = value if key_pos is None else value + key_pos  # (N, L, D)
         for layer in self.layers:
             query = layer(query, layer.attend_standard(query, key, value))  # (N, D)
+        return query
+
+    def projects_per_clip(self, sampled: SampledContext) -> bool:
+        """Whether this forward applies ``P`` once per clip (see ``context_projection``).
+
+        ``'auto'`` picks the form with fewer multiply-adds for this batch
+        (:meth:`count_macs`), with gradients when grad mode is on and the
+        folded parameters require them. The standard implementation never
+        projects per clip.
+        """
+        if check_attn_impl(self.attn_impl) == 'standard':
+            return False
+        if self.context_projection != 'auto':
+            return self.context_projection == 'per_clip'
+        with_grad = torch.is_grad_enabled() and any(
+            p.requires_grad for p in self._folded_parameters()
+        )
+        positions = sampled.table.shape[0]
+        macs = self._context_form_macs(sampled.num_rois, sampled.num_tokens, positions, with_grad)
+        return macs['per_clip'] < macs['per_person']
+
+    def _context_form_macs(
+        self, num_persons: int, num_tokens: int, num_positions: int, with_grad: bool
+    ) -> dict:
+        """Forward multiply-adds of the whole transformer for ``N`` persons, by form.
+
+        ``per_person``: :func:`count_macs_per_person`, with the folded weights
+        where the forward would use them (no gradients: the cached fold, not
+        counted; with gradients above :func:`fold_break_even_persons`: the
+        fold counted). ``per_clip``: the per-person products with ``P``
+        replaced by one projection of the ``R = num_positions`` map positions
+        (:func:`count_clip_projection_macs`).
+        """
+        sizes = dict(
+            in_channels=self.in_channels,
+            num_tokens=num_tokens,
+            embed_dims=self.embed_dims,
+            num_layers=self.num_layers,
+            feedforward_channels=self.feedforward_channels,
+            num_heads=self.num_heads,
+            with_pos_encoding=self.pos_encoding is not None,
+        )
+        break_even = fold_break_even_persons(
+            self.in_channels,
+            self.embed_dims,
+            self.num_heads,
+            self._num_tokens_for_cost(),
+            with_pos_encoding=self.pos_encoding is not None,
+        )
+        folded = not with_grad or num_persons > break_even
+        per_person = num_persons * count_macs_per_person(**sizes, folded_weights=folded)
+        if with_grad and folded:  # a fresh, differentiable fold in this forward
+            per_person += count_fold_macs(
+                self.in_channels,
+                num_tokens,
+                self.embed_dims,
+                self.num_layers,
+                self.pos_encoding is not None,
+            )
+        shape = dict(
+            in_channels=self.in_channels,
+            embed_dims=self.embed_dims,
+            num_persons=num_persons,
+            num_tokens=num_tokens,
+            num_heads=self.num_heads,
+            num_layers=self.num_layers,
+        )
+        per_clip = (
+            num_persons * count_macs_per_person(**sizes)
+            - count_per_person_projection_macs(**shape, folded=False)
+            + count_clip_projection_macs(num_positions=num_positions, **shape)
+        )
+        return dict(per_person=per_person, per_clip=per_clip)
+
+    def count_macs(
+        self, num_persons: int, num_tokens: int, num_positions: int, with_grad: bool
+    ) -> int:
+        """Forward multiply-adds of this transformer for a batch, in the form it would use.
+
+        Args:
+            num_persons (int): ``N``.
+            num_tokens (int): ``L``.
+            num_positions (int): ``R``, feature-map positions of the batch
+                (``B * H * W``), for context given as a :class:`SampledContext`.
+            with_grad (bool): gradients for the parameters (training).
+
+        Returns:
+            int: multiply-adds of the matrix products (as
+            :func:`count_macs_per_person`; the sparse RoIAlign product and the
+            one-off cached fold are not counted).
+        """
+        macs = self._context_form_macs(num_persons, num_tokens, num_positions, with_grad)
+        if check_attn_impl(self.attn_impl) == 'standard':
+            return num_persons * count_macs_per_person(
+                self.in_channels,
+                num_tokens,
+                embed_dims=self.embed_dims,
+                num_layers=self.num_layers,
+                feedforward_channels=self.feedforward_channels,
+                num_heads=self.num_heads,
+                attn_impl='standard',
+                with_pos_encoding=self.pos_encoding is not None,
+            )
+        if self.context_projection == 'auto':
+            return min(macs.values())
+        return macs[self.context_projection]
+
+    def _forward_clip_projected(
+        self, query: Tensor, sampled: SampledContext, key_pos: Optional[Tensor]
+    ) -> Tensor:
+        """The layers with ``P`` applied once to the feature map (:mod:`.clip_projected_context`).
+
+        Args:
+            query (Tensor): ``Q^0``, ``(N, D)``.
+            sampled (SampledContext): the context's sparse-product factors.
+            key_pos (Tensor, optional): positional encoding of the keys, ``(1, L, D)``.
+
+        Returns:
+            Tensor: ``Q^{num_layers}``, ``(N, D)``.
+        """
+        projected_map = F.linear(sampled.table, self.context_proj.weight)  # (R, D), V P^T
+        context = ProjectedContext(sampled, projected_map)
+        try:
+            for layer in self.layers:
+                attended = layer.attend_factored(query, context, self.context_proj, key_pos)
+                query = layer(query, attended)  # (N, D)
+        finally:
+            context.release()  # the tokens are formed again in a backward pass
         return query
 
     def _folded_parameters(self) -> List[Tensor]:
@@ -735,7 +910,8 @@ class PersonContextTransformer(nn.Module):
             f'in_channels={self.in_channels}, embed_dims={self.embed_dims}, '
             f'num_layers={self.num_layers}, num_heads={self.num_heads}, '
             f'feedforward_channels={self.feedforward_channels}, '
-            f'with_pos_encoding={self.pos_encoding is not None}, attn_impl={self.attn_impl!r}'
+            f'with_pos_encoding={self.pos_encoding is not None}, attn_impl={self.attn_impl!r}, '
+            f'context_projection={self.context_projection!r}'
         )
 
 
@@ -872,6 +1048,7 @@ def fold_break_even_persons(
 
 __all__ = [
     'ATTN_IMPLS',
+    'CONTEXT_PROJECTIONS',
     'CrossAttentionLayer',
     'FoldedLayerWeights',
     'LearnedPositionalEncoding2D',

@@ -41,7 +41,7 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .sparse_roi_align import SparseRoIAlign, channels_last_table
+from ..layers.sparse_roi_align import SampledContext, SparseRoIAlign, channels_last_table
 
 #: The paper's constants (section 2.1 and 2.2).
 PERSON_ROI_SIZE = 7
@@ -51,12 +51,33 @@ CONTEXT_SCALE = 2.0
 FEATMAP_STRIDE = 16
 #: Smallest width/height (input pixels) a box is widened to before RoIAlign.
 MIN_BOX_SIZE = 1.0
-#: RoIAlign implementations: ``'sparse'`` (:mod:`.sparse_roi_align`, one sparse
-#: product per RoI set, fast on the CPU), ``'mmcv'`` (``mmcv.ops.RoIAlign``), and
+#: RoIAlign implementations: ``'sparse'`` (:mod:`sparse_roi_align`, one sparse
+#: product per RoI set, fast on the CPU; in ..layers), ``'mmcv'`` (``mmcv.ops.RoIAlign``), and
 #: ``'auto'``: sparse for CPU feature maps, mmcv's kernels on other devices.
 ROI_ALIGN_IMPLS = ('auto', 'sparse', 'mmcv')
 
 FeatureInput = Union[Tensor, Sequence[Tensor]]
+
+
+class _TemporalMean(torch.autograd.Function):
+    """``x.mean(dim=2)`` whose backward divides the small gradient, then broadcasts it.
+
+    torch's own backward of a mean broadcasts the gradient over ``T`` first
+    and divides the full ``(B, C, T, H, W)`` copy; here the gradient is a
+    zero-copy ``expand`` of ``grad / T``, so no full-size tensor is
+    allocated (the consumer, e.g. the backbone's last layer or a leaf's
+    ``.grad``, reads it once). Same values.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.input_shape = x.shape
+        return x.mean(dim=2)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        frames = ctx.input_shape[2]
+        return (grad / frames).unsqueeze(2).expand(ctx.input_shape)
 
 
 def temporal_pool(feat: FeatureInput, mode: str = 'avg') -> Tensor:
@@ -86,7 +107,7 @@ def temporal_pool(feat: FeatureInput, mode: str = 'avg') -> Tensor:
             pooled.append(x)
         elif x.dim() == 5:
             if mode == 'avg':
-                pooled.append(x.mean(dim=2))  # (B, C_i, H, W)
+                pooled.append(_TemporalMean.apply(x))  # (B, C_i, H, W)
             elif mode == 'max':
                 pooled.append(x.amax(dim=2))  # (B, C_i, H, W)
             else:
@@ -324,7 +345,8 @@ class ContextRoIExtractor(nn.Module):
         feat: FeatureInput,
         rois: Tensor,
         img_shapes: Optional[Union[Tensor, Sequence[Tuple[int, int]]]] = None,
-    ) -> Tuple[Tensor, Tensor]:
+        lazy_context: bool = False,
+    ) -> Tuple[Tensor, Union[Tensor, SampledContext]]:
         """Extract person features and context tokens.
 
         Args:
@@ -335,13 +357,33 @@ class ContextRoIExtractor(nn.Module):
             img_shapes (Tensor | Sequence[tuple], optional): ``(B, 2)`` as
                 ``(img_h, img_w)`` of each clip, used to clip the boxes; by
                 default the feature map's extent ``(H * s, W * s)``.
+            lazy_context (bool): leave the context tokens as a sparse product
+                where the sparse RoIAlign runs (:meth:`uses_sparse_roi_align`):
+                a :class:`SampledContext` (the channels-last pooled map and the
+                sparse RoIAlign matrix) whose ``tokens()`` are the tokens, so
+                that a head can project the map once per clip before sampling
+                it (``PersonContextTransformer``; ``PCCARoIHead`` asks for it).
+                With mmcv's RoIAlign the tokens are returned as a tensor.
 
         Returns:
-            tuple[Tensor, Tensor]:
+            tuple:
 
             - person features ``A``, ``(N, C)``;
-            - context tokens, ``(N, h*w, C)``, row-major over the ``h x w`` grid.
+            - context tokens, ``(N, h*w, C)``, row-major over the ``h x w`` grid
+              (or their :class:`SampledContext` with ``lazy_context``).
         """
+        person, context = self._sample(feat, rois, img_shapes)
+        if isinstance(context, SampledContext) and not lazy_context:
+            context = context.tokens()  # (N, h*w, C)
+        return person, context
+
+    def _sample(
+        self,
+        feat: FeatureInput,
+        rois: Tensor,
+        img_shapes: Optional[Union[Tensor, Sequence[Tuple[int, int]]]],
+    ) -> Tuple[Tensor, Union[Tensor, SampledContext]]:
+        """:meth:`forward` with ``lazy_context=True``."""
         v = temporal_pool(feat, self.temporal_pool_mode)  # (B, C, H, W)
         num_images, channels, feat_h, feat_w = v.shape
         if self.in_channels is not None and channels != self.in_channels:
@@ -378,8 +420,9 @@ class ContextRoIExtractor(nn.Module):
             # (N, C): the P x P max-pool; max() routes the gradient through one index per
             # channel (a scatter), amax() through a tie mask (several full-size passes)
             person = person.max(dim=1).values
-            context = self.context_sparse_roi_layer.tokens(table, context_rois, shape)
-            return person, context  # (N, C), (N, h*w, C)
+            matrix = self.context_sparse_roi_layer.matrix(context_rois, shape, table.dtype)
+            context = SampledContext(table, matrix, rois.shape[0], self.num_context_tokens)
+            return person, context  # (N, C), tokens (N, h*w, C) as a sparse product
         person = self.person_roi_layer(v, person_rois)  # (N, C, P, P)
         person = person.flatten(2).amax(dim=2)  # (N, C): the P x P max-pool
         context = self.context_roi_layer(v, context_rois)  # (N, C, h, w)

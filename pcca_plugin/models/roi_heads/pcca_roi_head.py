@@ -130,7 +130,9 @@ class PCCARoIHead(AVARoIHead):
         img_shapes = None
         if batch_img_metas and all('img_shape' in meta for meta in batch_img_metas):
             img_shapes = [tuple(meta['img_shape'][:2]) for meta in batch_img_metas]
-        person, context = self.bbox_roi_extractor(x, rois, img_shapes)  # (N, C), (N, L, C)
+        # (N, C) and the (N, L, C) context tokens, as a sparse product where the
+        # extractor can, so that the head may project the feature map once per clip
+        person, context = self.bbox_roi_extractor(x, rois, img_shapes, lazy_context=True)
         cls_score = self.bbox_head(person, context)  # (N, K)
         return dict(cls_score=cls_score, bbox_feats=person)
 

@@ -31,7 +31,7 @@ Shapes: ``B`` images, ``C`` channels, ``H x W`` map, ``N`` RoIs, ``h x w``
 output bins per RoI.
 """
 
-from typing import Sequence, Tuple, Union
+from typing import NamedTuple, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -162,14 +162,38 @@ class _SparseRowMix(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        transposed = ctx.matrix.t().coalesce()
-        return None, torch.sparse.mm(transposed, grad_out.contiguous())
+        return None, mix_rows_transposed(ctx.matrix, grad_out)
+
+
+def mix_rows(matrix: Tensor, table: Tensor) -> Tensor:
+    """``matrix @ table`` (differentiable in ``table``), in the matrix's dtype.
+
+    Args:
+        matrix (Tensor): sparse ``(M, R)``, constant.
+        table (Tensor): dense ``(R, D)``; a half-precision table is promoted
+            (the sparse product runs in the matrix's dtype) and the gradient
+            cast back.
+
+    Returns:
+        Tensor: ``(M, D)`` in ``matrix.dtype``.
+    """
+    return _SparseRowMix.apply(matrix, table.to(matrix.dtype))
+
+
+def mix_rows_transposed(matrix: Tensor, grad: Tensor) -> Tensor:
+    """``matrix^T @ grad``: the gradient of :func:`mix_rows` with respect to its table."""
+    return torch.sparse.mm(matrix.t().coalesce(), grad.to(matrix.dtype).contiguous())
 
 
 def channels_last_table(feat: Tensor) -> Tensor:
-    """``(B, C, H, W)`` -> ``(B * H * W, C)``, the layout :func:`sparse_roi_align` reads."""
+    """``(B, C, H, W)`` -> ``(B * H * W, C)``, the layout :func:`sparse_roi_align` reads.
+
+    Row-major (a copy): the sparse product reads whole rows, and a strided
+    view (what ``reshape`` gives for ``B = 1``) makes it several times slower.
+    """
     num_images, channels, height, width = feat.shape
-    return feat.permute(0, 2, 3, 1).reshape(num_images * height * width, channels)
+    table = feat.permute(0, 2, 3, 1).reshape(num_images * height * width, channels)
+    return table.contiguous()
 
 
 def sparse_roi_align(
@@ -200,7 +224,45 @@ def sparse_roi_align(
     matrix = roi_align_matrix(
         rois, output_size, spatial_scale, feat_shape, sampling_ratio, aligned, table.dtype
     )
-    return _SparseRowMix.apply(matrix, table).reshape(num_rois, bins, channels)
+    return mix_rows(matrix, table).reshape(num_rois, bins, channels)
+
+
+class SampledContext(NamedTuple):
+    """Context tokens not yet formed: ``matrix @ table``.
+
+    Returned by ``ContextRoIExtractor(..., lazy_context=True)``.
+
+    Keeping the two factors lets a head apply a linear map to the small
+    feature map once per clip instead of to every person's tokens
+    (``P (K V) = K (V P^T)``; see
+    :mod:`~pcca_plugin.models.layers.clip_projected_context`).
+
+    Attributes:
+        table (Tensor): the pooled feature map, channels last, ``(B * H * W, C)``.
+        matrix (Tensor): sparse RoIAlign weights, ``(N * L, B * H * W)``
+            (:func:`roi_align_matrix`).
+        num_rois (int): ``N``.
+        num_tokens (int): ``L = h * w``.
+    """
+
+    table: Tensor
+    matrix: Tensor
+    num_rois: int
+    num_tokens: int
+
+    @property
+    def channels(self) -> int:
+        """``C``."""
+        return self.table.shape[1]
+
+    def tokens(self) -> Tensor:
+        """The context tokens, ``(N, L, C)``."""
+        return self.sample(self.table)
+
+    def sample(self, table: Tensor) -> Tensor:
+        """RoIAlign of another map over the same positions: ``(R, D)`` -> ``(N, L, D)``."""
+        mixed = mix_rows(self.matrix, table)  # (N*L, D)
+        return mixed.reshape(self.num_rois, self.num_tokens, table.shape[1])
 
 
 class SparseRoIAlign(nn.Module):
@@ -239,6 +301,18 @@ class SparseRoIAlign(nn.Module):
         return (
             f'output_size={self.output_size}, spatial_scale={self.spatial_scale}, '
             f'sampling_ratio={self.sampling_ratio}, aligned={self.aligned}'
+        )
+
+    def matrix(self, rois: Tensor, feat_shape: Tuple[int, int, int], dtype: torch.dtype) -> Tensor:
+        """The sparse ``(N * h * w, B * H * W)`` weights (:func:`roi_align_matrix`)."""
+        return roi_align_matrix(
+            rois,
+            self.output_size,
+            self.spatial_scale,
+            feat_shape,
+            self.sampling_ratio,
+            self.aligned,
+            dtype,
         )
 
     def tokens(self, table: Tensor, rois: Tensor, feat_shape: Tuple[int, int, int]) -> Tensor:

@@ -1,0 +1,187 @@
+"""The context projection applied once per clip instead of once per person.
+
+Shape shorthand: ``N`` persons, ``C`` backbone channels, ``D = embed_dims``,
+``H`` heads, ``L`` context tokens per person, ``R = B * H_map * W_map``
+feature-map positions of the batch.
+
+RoIAlign is linear in the feature map: the context tokens of all persons are
+``K V`` with ``V`` the channels-last map ``(R, C)`` and ``K`` a sparse
+``(N * L, R)`` matrix (:mod:`.sparse_roi_align`). The transformer's context
+projection ``P`` (``D x C``) commutes with it::
+
+    P c_i + p = P (K V)_i + p = (K (V P^T))_i + p
+
+so projecting the map once, ``V P^T`` (``R * C * D`` multiply-adds for the
+whole batch), gives every person's projected tokens through the cheap sparse
+product. The factored attention of :mod:`.cross_attention` then runs on the
+``D``-wide projected tokens with ``P`` replaced by the identity: scores
+``(W_K^hT q_h) . y_i`` and values ``W_V^h (sum_i a_hi y_i + s_h p)``.
+
+Per person and layer the per-person factored form spends ``2 H C D`` on the
+products with ``P``; this form spends ``R C D`` once per batch instead. It
+pays when many persons share a clip (a full pitch of football players); for a
+few persons per clip the per-person products are cheaper.
+:class:`~.cross_attention.PersonContextTransformer` picks the cheaper one by
+counting multiply-adds (:func:`count_clip_projection_macs`).
+
+Activation memory: the projected tokens (``L * D`` numbers per person) are
+formed once in the forward pass and not kept for the backward pass; it keeps
+the projected map (``R * D`` for the batch) and forms the tokens once more
+(a sparse product, ``O(N L D)``).
+"""
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .sparse_roi_align import SampledContext
+
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+class ProjectedContext:
+    """Projected tokens ``y = K (V P^T)`` (bias left out) of every person, formed on demand.
+
+    Args:
+        sampled (SampledContext): ``K`` and ``V`` from the extractor.
+        projected_map (Tensor): ``V P^T``, ``(R, D)`` (differentiable; the
+            attention functions below return its gradient).
+    """
+
+    def __init__(self, sampled: SampledContext, projected_map: Tensor) -> None:
+        self.sampled = sampled
+        self.projected_map = projected_map
+        self._tokens: Optional[Tensor] = None
+        self._transposed: Optional[Tensor] = None
+
+    def tokens(self) -> Tensor:
+        """``(N, L, D)``, float32 (float64 for float64 maps), without autograd history."""
+        if self._tokens is None:
+            with torch.no_grad():
+                self._tokens = self.sampled.sample(self.projected_map.detach())
+        return self._tokens
+
+    def release(self) -> None:
+        """Drop the tokens (after the forward pass; a backward pass forms them again)."""
+        self._tokens = None
+
+    def map_gradient(self, grad_tokens: Tensor) -> Tensor:
+        """Gradient of the projected map from a gradient of the tokens ``(N, L, D)``."""
+        flat = grad_tokens.reshape(-1, grad_tokens.shape[-1])  # (N*L, D)
+        if self._transposed is None:  # K^T, shared by the six products of a backward pass
+            self._transposed = self.sampled.matrix.t().coalesce()
+        flat = flat.to(self._transposed.dtype).contiguous()
+        return torch.sparse.mm(self._transposed, flat).to(self.projected_map.dtype)  # (R, D)
+
+
+def _as_float(x: Tensor) -> Tensor:
+    return x.float() if x.dtype in _HALF_DTYPES else x
+
+
+class _ClipScores(torch.autograd.Function):
+    """``scores[n, h, i] = q[n, h] . y[n, i]`` in float32; saves ``q`` and the map only."""
+
+    @staticmethod
+    def forward(ctx, query: Tensor, projected_map: Tensor, context: ProjectedContext) -> Tensor:
+        ctx.context = context
+        ctx.save_for_backward(query, projected_map)
+        tokens = context.tokens()  # (N, L, D)
+        with torch.autocast(device_type=query.device.type, enabled=False):
+            return torch.bmm(_as_float(query), tokens.transpose(1, 2).to(_as_float(query).dtype))
+
+    @staticmethod
+    def backward(ctx, grad_scores: Tensor):
+        query, _ = ctx.saved_tensors
+        tokens = ctx.context.tokens().to(grad_scores.dtype)  # formed again, once per backward
+        grad_query = grad_map = None
+        if ctx.needs_input_grad[0]:
+            grad_query = torch.bmm(grad_scores, tokens).to(query.dtype)  # (N, H, D)
+        if ctx.needs_input_grad[1]:
+            grad_tokens = torch.bmm(grad_scores.transpose(1, 2), _as_float(query))  # (N, L, D)
+            grad_map = ctx.context.map_gradient(grad_tokens)
+        return grad_query, grad_map, None
+
+
+class _ClipPooling(torch.autograd.Function):
+    """``pooled[n, h] = sum_i a[n, h, i] y[n, i]``; saves ``a`` and the map only."""
+
+    @staticmethod
+    def forward(ctx, weights: Tensor, projected_map: Tensor, context: ProjectedContext) -> Tensor:
+        ctx.context = context
+        ctx.save_for_backward(weights, projected_map)
+        tokens = context.tokens()  # (N, L, D)
+        return torch.bmm(weights.to(tokens.dtype), tokens)  # (N, H, D)
+
+    @staticmethod
+    def backward(ctx, grad_pooled: Tensor):
+        weights, _ = ctx.saved_tensors
+        tokens = ctx.context.tokens()
+        grad_pooled = grad_pooled.to(tokens.dtype)
+        grad_weights = grad_map = None
+        if ctx.needs_input_grad[0]:
+            grad_weights = torch.bmm(grad_pooled, tokens.transpose(1, 2)).to(weights.dtype)
+        if ctx.needs_input_grad[1]:
+            grad_tokens = torch.bmm(weights.to(tokens.dtype).transpose(1, 2), grad_pooled)
+            grad_map = ctx.context.map_gradient(grad_tokens)  # (R, D)
+        return grad_weights, grad_map, None
+
+
+def clip_scores(query: Tensor, context: ProjectedContext) -> Tensor:
+    """``(N, H, D)`` queries (already multiplied by ``W_K^hT``) -> float32 scores ``(N, H, L)``."""
+    return _ClipScores.apply(query, context.projected_map, context)
+
+
+def clip_pooling(weights: Tensor, context: ProjectedContext) -> Tensor:
+    """Attention weights ``(N, H, L)`` -> weighted sums of the projected tokens ``(N, H, D)``."""
+    return _ClipPooling.apply(weights, context.projected_map, context)
+
+
+def count_clip_projection_macs(
+    in_channels: int,
+    embed_dims: int,
+    num_positions: int,
+    num_persons: int,
+    num_tokens: int,
+    num_heads: int,
+    num_layers: int,
+) -> int:
+    """Multiply-adds that depend on where ``P`` is applied, in the per-clip form.
+
+    ``R C D`` for the projected map plus, per person and layer, the scores
+    against and the weighted sum of the ``D``-wide tokens (``2 H L D``). The
+    per-person form's counterpart is ``2 H C D + 2 H L C`` per person and
+    layer (:func:`count_per_person_projection_macs`); the rest of the
+    transformer costs the same either way.
+    """
+    per_person = num_layers * 2 * num_heads * num_tokens * embed_dims
+    return num_positions * in_channels * embed_dims + num_persons * per_person
+
+
+def count_per_person_projection_macs(
+    in_channels: int,
+    embed_dims: int,
+    num_persons: int,
+    num_tokens: int,
+    num_heads: int,
+    num_layers: int,
+    folded: bool,
+) -> int:
+    """The per-person form's counterpart of :func:`count_clip_projection_macs`.
+
+    ``folded``: with the weights folded (``W_K^h P``, ``W_V^h P`` formed once
+    per weight update; the fold itself is not counted), the products with the
+    folded weights cost ``2 D C`` per person and layer instead of ``2 H C D``.
+    """
+    products = 2 * embed_dims * in_channels if folded else 2 * num_heads * in_channels * embed_dims
+    per_layer = products + 2 * num_heads * num_tokens * in_channels
+    return num_persons * num_layers * per_layer
+
+
+__all__ = [
+    'ProjectedContext',
+    'clip_pooling',
+    'clip_scores',
+    'count_clip_projection_macs',
+    'count_per_person_projection_macs',
+]
