@@ -6,6 +6,10 @@ feature map for a 256x455 input with res5 stride 1, N persons):
 - ``pcca``: :class:`ContextRoIExtractor` (7x7 person + 9x9 extended-box
   context) + :class:`PCCABBoxHead` (3 layers, 8 heads, 1024 dims) with the
   default ``attn_impl='factored'`` (keys and values never computed);
+- ``pcca-4/clip``: the same head and the same N persons, 4 on each of
+  N / 4 clips (the other cases put all N persons on one clip): with few
+  persons per clip the head projects the context per person rather than
+  once per clip (``context_projection='auto'``);
 - ``pcca-standard``: the same head with ``attn_impl='standard'`` (the
   reference: context projected to keys and values in every layer);
 - ``pcca-extractor``: the ``ContextRoIExtractor`` alone (its outputs summed
@@ -95,9 +99,12 @@ CLASSIFIER_DROPOUT = 0.5
 PERSONS = (8, 32, 128)
 #: The N at which the bars are read (issue 14).
 BAR_PERSONS = 32
-HEADS = ('pcca', 'pcca-standard', 'pcca-extractor', 'acrn', 'linear')
+#: Persons per clip of the ``pcca-4/clip`` case (the others put all N on one clip).
+SPREAD_PERSONS_PER_CLIP = 4
+SPREAD = f'pcca-{SPREAD_PERSONS_PER_CLIP}/clip'
+HEADS = ('pcca', SPREAD, 'pcca-standard', 'pcca-extractor', 'acrn', 'linear')
 #: Head name -> attention implementation of the PCCA head.
-PCCA_IMPLS = {'pcca': 'factored', 'pcca-standard': 'standard'}
+PCCA_IMPLS = {'pcca': 'factored', SPREAD: 'factored', 'pcca-standard': 'standard'}
 MIB = 2**20
 #: The documented columns of the table, in order (a test checks them).
 COLUMNS = (
@@ -276,15 +283,22 @@ def random_rois(num: int, sizes: Sizes, generator: torch.Generator) -> torch.Ten
     return torch.stack([torch.zeros(num), x1, y1, x1 + w, y1 + h], dim=1)  # (N, 5)
 
 
-def make_features(sizes: Sizes, device: torch.device, requires_grad: bool):
-    """Slow and fast features of one clip, ``(1, C_s, T_s, H, W)`` and ``(1, C_f, T_f, H, W)``."""
+def make_features(sizes: Sizes, device: torch.device, requires_grad: bool, clips: int = 1):
+    """Slow and fast features, ``(clips, C_s, T_s, H, W)`` and ``(clips, C_f, T_f, H, W)``."""
     slow = torch.randn(
-        1, sizes.slow_channels, sizes.slow_frames, sizes.feat_h, sizes.feat_w, device=device
+        clips, sizes.slow_channels, sizes.slow_frames, sizes.feat_h, sizes.feat_w, device=device
     )
     fast = torch.randn(
-        1, sizes.fast_channels, sizes.fast_frames, sizes.feat_h, sizes.feat_w, device=device
+        clips, sizes.fast_channels, sizes.fast_frames, sizes.feat_h, sizes.feat_w, device=device
     )
     return (slow.requires_grad_(requires_grad), fast.requires_grad_(requires_grad))
+
+
+def spread_rois(rois: torch.Tensor, per_clip: int) -> torch.Tensor:
+    """The same boxes, ``per_clip`` on each clip: ``(N, 5)`` with batch index ``i // per_clip``."""
+    out = rois.clone()
+    out[:, 0] = torch.div(torch.arange(rois.shape[0]), per_clip, rounding_mode='floor')
+    return out
 
 
 def sync(device: torch.device) -> None:
@@ -376,6 +390,21 @@ def benchmark_heads(args, device: torch.device) -> List[Dict]:
     rois = {n: random_rois(n, sizes, generator).to(device) for n in args.persons}
     feat_nograd = make_features(sizes, device, requires_grad=False)
     feat_grad = make_features(sizes, device, requires_grad=True)
+    spread = {}  # N -> (rois, features without and with grad) of the SPREAD case
+    if SPREAD in args.heads:
+        for n in args.persons:
+            clips = -(-n // SPREAD_PERSONS_PER_CLIP)
+            spread[n] = (
+                spread_rois(rois[n], SPREAD_PERSONS_PER_CLIP),
+                make_features(sizes, device, requires_grad=False, clips=clips),
+                make_features(sizes, device, requires_grad=True, clips=clips),
+            )
+
+    def inputs(kind, n, grad):
+        """``(features, rois)`` of a case."""
+        if kind == SPREAD:
+            return (spread[n][2] if grad else spread[n][1]), spread[n][0]
+        return (feat_grad if grad else feat_nograd), rois[n]
 
     def runnable(kind, n):
         return not (kind == 'acrn' and n > args.acrn_max_persons)
@@ -386,12 +415,12 @@ def benchmark_heads(args, device: torch.device) -> List[Dict]:
     def forward_only(kind, n):
         models[kind].eval()
         with torch.no_grad():
-            models[kind](feat_nograd, rois[n])
+            models[kind](*inputs(kind, n, grad=False))
 
     def forward_backward(kind, n):
         models[kind].train()
         models[kind].zero_grad(set_to_none=True)
-        logits = models[kind](feat_grad, rois[n])
+        logits = models[kind](*inputs(kind, n, grad=True))
         logits.float().sum().backward()
 
     # warm-up (allocator, kernels), not timed
@@ -420,9 +449,10 @@ def benchmark_heads(args, device: torch.device) -> List[Dict]:
         model = models[kind]
         fwd = statistics.median(times[(kind, n, 'fwd')])
         fwdbwd = statistics.median(times[(kind, n, 'fwdbwd')])
-        measured = count_and_measure(model, feat_grad, rois[n])
+        measured = count_and_measure(model, *inputs(kind, n, grad=True))
         model.zero_grad(set_to_none=True)
-        inference_macs = count_inference(model, feat_nograd, rois[n])
+        inference_macs = count_inference(model, *inputs(kind, n, grad=False))
+        clips = -(-n // SPREAD_PERSONS_PER_CLIP) if kind == SPREAD else 1
         rows.append(
             dict(
                 head=kind,
@@ -434,9 +464,9 @@ def benchmark_heads(args, device: torch.device) -> List[Dict]:
                 saved_mib_per_person=measured['saved_bytes'] / n / MIB,
                 head_saved_mib_per_person=measured['head_saved_bytes'] / n / MIB,
                 params_m=sum(p.numel() for p in model.parameters()) / 1e6,
-                gmacs_per_person_analytic=analytic_macs(model, n) / 1e9,
+                gmacs_per_person_analytic=analytic_macs(model, n, clips=clips) / 1e9,
                 gmacs_per_person_counted=measured['macs'] / n / 1e9,
-                inference_gmacs_per_person_analytic=analytic_macs(model, n, True) / 1e9,
+                inference_gmacs_per_person_analytic=analytic_macs(model, n, True, clips) / 1e9,
                 inference_gmacs_per_person_counted=inference_macs / n / 1e9,
                 fold_gmacs=fold_macs(kind, sizes) / 1e9,
                 repeats=len(times[(kind, n, 'fwd')]),
@@ -510,7 +540,7 @@ def ratio_lines(rows: List[Dict]) -> List[str]:
     persons = {r['persons'] for r in rows}
     n = BAR_PERSONS if BAR_PERSONS in persons else max(persons)  # --quick: its largest N
     lines = ['| ratio | value |', '|---|---|']
-    for kind in ('pcca', 'pcca-standard'):
+    for kind in ('pcca', SPREAD, 'pcca-standard'):
         if (kind, n) in by and ('acrn', n) in by:
             pcca, acrn = by[(kind, n)], by[('acrn', n)]
             bar = ' (bar <= 0.01)' if kind == 'pcca' else ''

@@ -10,7 +10,7 @@ from .conftest import REPO_ROOT
 
 #: Seconds the quick benchmark may take (imports included) before the test fails.
 QUICK_TIMEOUT = 240
-HEADS = ('pcca', 'pcca-standard', 'pcca-extractor', 'acrn', 'linear')
+HEADS = ('pcca', 'pcca-4/clip', 'pcca-standard', 'pcca-extractor', 'acrn', 'linear')
 QUICK_PERSONS = (2, 4)
 #: The section of docs/model.md that shows the benchmark's table.
 DOC = osp.join(REPO_ROOT, 'docs', 'model.md')
