@@ -629,7 +629,7 @@ def parse_args(argv: Sequence[str] = None):
         '--acrn-repeats',
         type=int,
         default=None,
-        help='timed runs per ACRN case (2; it is 100x dearer per person)',
+        help='timed runs per ACRN case (3; it is 100x dearer per person)',
     )
     parser.add_argument(
         '--quick',
@@ -663,7 +663,7 @@ def parse_args(argv: Sequence[str] = None):
     parser.add_argument('--out', default=None, help='write the markdown table here')
     args = parser.parse_args(argv)
     quick = dict(persons=[2, 4], repeats=1, acrn_repeats=1)
-    full = dict(persons=list(PERSONS), repeats=5, acrn_repeats=2)
+    full = dict(persons=list(PERSONS), repeats=5, acrn_repeats=3)
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
