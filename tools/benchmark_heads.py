@@ -216,15 +216,23 @@ class HeadUnderTest(nn.Module):
         if self.kind in PCCA_IMPLS or self.kind == 'pcca-extractor':
             image_shapes = [(self.sizes.img_h, self.sizes.img_w)] * feat[0].shape[0]
             # as PCCARoIHead: the context as a sparse product where the extractor can
-            return tuple(self.extractor(feat, rois, image_shapes, lazy_context=True))
+            person, context = self.extractor(feat, rois, image_shapes, lazy_context=True)
+            uses_tokens = self.kind == 'pcca-extractor' or (
+                isinstance(context, SampledContext)
+                and not self.head.transformer.projects_per_clip(context)
+            )
+            if uses_tokens and isinstance(context, SampledContext):
+                # the head would form the (N, L, C) tokens first thing: form them here, so
+                # that they count as the extractor's output (the head's input), as with
+                # mmcv's RoIAlign, and only the per-clip form's own tensors count as the head's
+                context = context.tokens()
+            return person, context
         return tuple(self.extractor(feat, rois))
 
     def classify(self, extracted: Tuple, rois) -> torch.Tensor:
         """Logits ``(N, K)`` from the extracted features (``(N, 1)`` for the extractor alone)."""
         if self.kind == 'pcca-extractor':
             person, context = extracted
-            if isinstance(context, SampledContext):
-                context = context.tokens()  # (N, L, C)
             return (person.sum(dim=1) + context.sum(dim=(1, 2)))[:, None]  # (N, 1)
         if self.kind in PCCA_IMPLS:
             return self.head(*extracted)

@@ -191,3 +191,37 @@ def test_per_clip_under_bf16_autocast_is_finite_and_close():
     out.float().sum().backward()
     assert torch.isfinite(out.float()).all() and torch.isfinite(sampled.table.grad).all()
     assert relative_error(out.float(), reference) < 5e-2
+
+
+def test_clip_autograd_functions_pass_gradcheck():
+    """Scores and pooling over the projected tokens, formed again in backward, in float64."""
+    from pcca_plugin.models.layers.clip_projected_context import (
+        ProjectedContext,
+        _ClipPooling,
+        _ClipScores,
+    )
+
+    generator = torch.Generator().manual_seed(5)
+    num_persons, heads, head_dims, dims = 3, 2, 3, 4
+    sampled = sampled_context(num_persons, torch.float64)
+    projected_map = torch.randn(
+        sampled.table.shape[0], dims, generator=generator, dtype=torch.float64
+    ).requires_grad_()
+    query = torch.randn(
+        num_persons, heads, head_dims, generator=generator, dtype=torch.float64
+    ).requires_grad_()
+    key_weight = torch.randn(
+        heads, head_dims, dims, generator=generator, dtype=torch.float64
+    ).requires_grad_()
+    weights = torch.rand(
+        num_persons, heads, sampled.num_tokens, generator=generator, dtype=torch.float64
+    ).requires_grad_()
+
+    def scores(q, w, m):
+        return _ClipScores.apply(q, w, m, ProjectedContext(sampled, m))
+
+    def pooling(a, m):
+        return _ClipPooling.apply(a, m, ProjectedContext(sampled, m))
+
+    assert torch.autograd.gradcheck(scores, (query, key_weight, projected_map))
+    assert torch.autograd.gradcheck(pooling, (weights, projected_map))

@@ -80,27 +80,51 @@ def _as_float(x: Tensor) -> Tensor:
 
 
 class _ClipScores(torch.autograd.Function):
-    """``scores[n, h, i] = q[n, h] . y[n, i]`` in float32; saves ``q`` and the map only."""
+    """``scores[n, h, i] = (W_K^hT q[n, h]) . y[n, i]`` in float32.
+
+    Takes the per-head query ``q`` (``E`` wide) and ``W_K`` per head, and saves
+    only those and the map: ``W_K^hT q`` (``D`` wide) and the tokens are
+    formed again in the backward pass.
+    """
 
     @staticmethod
-    def forward(ctx, query: Tensor, projected_map: Tensor, context: ProjectedContext) -> Tensor:
+    def forward(
+        ctx, query: Tensor, key_weight: Tensor, projected_map: Tensor, context: ProjectedContext
+    ) -> Tensor:
         ctx.context = context
-        ctx.save_for_backward(query, projected_map)
+        ctx.save_for_backward(query, key_weight, projected_map)
         tokens = context.tokens()  # (N, L, D)
         with torch.autocast(device_type=query.device.type, enabled=False):
-            return torch.bmm(_as_float(query), tokens.transpose(1, 2).to(_as_float(query).dtype))
+            query_in_d = _query_in_d(query, key_weight).to(tokens.dtype)  # (N, H, D)
+            return torch.bmm(query_in_d, tokens.transpose(1, 2))  # (N, H, L)
 
     @staticmethod
     def backward(ctx, grad_scores: Tensor):
-        query, _ = ctx.saved_tensors
-        tokens = ctx.context.tokens().to(grad_scores.dtype)  # formed again, once per backward
-        grad_query = grad_map = None
-        if ctx.needs_input_grad[0]:
-            grad_query = torch.bmm(grad_scores, tokens).to(query.dtype)  # (N, H, D)
-        if ctx.needs_input_grad[1]:
-            grad_tokens = torch.bmm(grad_scores.transpose(1, 2), _as_float(query))  # (N, L, D)
+        query, key_weight, _ = ctx.saved_tensors
+        tokens = ctx.context.tokens()  # formed again, once per backward pass
+        grad_scores = grad_scores.to(tokens.dtype)
+        grad_query = grad_key_weight = grad_map = None
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            grad_in_d = torch.bmm(grad_scores, tokens)  # (N, H, D)
+            compute = _as_float(query).dtype
+            if ctx.needs_input_grad[0]:
+                grad_query = torch.einsum(
+                    'nhd,hed->nhe', grad_in_d.to(compute), key_weight.to(compute)
+                ).to(query.dtype)  # (N, H, E)
+            if ctx.needs_input_grad[1]:
+                grad_key_weight = torch.einsum(
+                    'nhe,nhd->hed', _as_float(query), grad_in_d.to(compute)
+                ).to(key_weight.dtype)  # (H, E, D)
+        if ctx.needs_input_grad[2]:
+            query_in_d = _query_in_d(query, key_weight).to(tokens.dtype)  # recomputed
+            grad_tokens = torch.bmm(grad_scores.transpose(1, 2), query_in_d)  # (N, L, D)
             grad_map = ctx.context.map_gradient(grad_tokens)
-        return grad_query, grad_map, None
+        return grad_query, grad_key_weight, grad_map, None
+
+
+def _query_in_d(query: Tensor, key_weight: Tensor) -> Tensor:
+    """``W_K^hT q_h`` for every head: ``(N, H, E)`` and ``(H, E, D)`` -> ``(N, H, D)``."""
+    return torch.einsum('nhe,hed->nhd', _as_float(query), _as_float(key_weight))
 
 
 class _ClipPooling(torch.autograd.Function):
@@ -127,9 +151,15 @@ class _ClipPooling(torch.autograd.Function):
         return grad_weights, grad_map, None
 
 
-def clip_scores(query: Tensor, context: ProjectedContext) -> Tensor:
-    """``(N, H, D)`` queries (already multiplied by ``W_K^hT``) -> float32 scores ``(N, H, L)``."""
-    return _ClipScores.apply(query, context.projected_map, context)
+def clip_scores(query: Tensor, key_weight: Tensor, context: ProjectedContext) -> Tensor:
+    """Scores of the projected tokens, float32 ``(N, H, L)``.
+
+    Args:
+        query (Tensor): per-head queries ``q_h``, ``(N, H, E)``.
+        key_weight (Tensor): ``W_K`` split by head, ``(H, E, D)``.
+        context (ProjectedContext): the projected tokens.
+    """
+    return _ClipScores.apply(query, key_weight, context.projected_map, context)
 
 
 def clip_pooling(weights: Tensor, context: ProjectedContext) -> Tensor:

@@ -282,14 +282,19 @@ def factored_attention(
     w_q, w_k, w_v = in_proj_weight.chunk(3)
     b_q, _, b_v = in_proj_bias.chunk(3)  # b_K adds a per-head constant to the scores
     q = F.linear(query, w_q, b_q).reshape(n, num_heads, head_dims)  # (N, H, E)
-    q_in_d = torch.einsum('nhe,hed->nhd', q, w_k.reshape(num_heads, head_dims, d))  # (N, H, D)
+    key_weight = w_k.reshape(num_heads, head_dims, d)  # (H, E, D)
     if isinstance(context, ProjectedContext):
-        logits = clip_scores(q_in_d, context)  # (W_K^hT q_h) . y_i, (N, H, L), float32
+        # (W_K^hT q_h) . y_i, (N, H, L), float32; W_K^hT q_h is not kept for backward
+        logits = clip_scores(q, key_weight, context)
+        if key_pos is not None:  # q_h . (W_K^h pos_i): the keys of the encoding, (L, H, E)
+            pos_keys = F.linear(key_pos[0], w_k).reshape(-1, num_heads, head_dims)
+            logits = logits + _float32_einsum('nhe,lhe->nhl', q, pos_keys)  # (N, H, L)
     else:
+        q_in_d = torch.einsum('nhe,hed->nhd', q, key_weight)  # (N, H, D)
         # (P^T W_K^hT q_h) . c_i, (N, H, L), in float32 under autocast
         logits = _ProjectedScores.apply(q_in_d, context, context_weight)
-    if key_pos is not None:
-        logits = logits + _float32_einsum('nhd,ld->nhl', q_in_d, key_pos[0])  # (N, H, L)
+        if key_pos is not None:
+            logits = logits + _float32_einsum('nhd,ld->nhl', q_in_d, key_pos[0])  # (N, H, L)
     weights = attn_dropout((logits / math.sqrt(head_dims)).softmax(dim=-1))  # (N, H, L)
     mass = weights.sum(dim=-1, keepdim=True)  # (N, H, 1): s_h, 1 without dropout
     # P (sum_i a_hi c_i) + s_h p, (N, H, D)
