@@ -194,7 +194,7 @@ def test_per_clip_under_bf16_autocast_is_finite_and_close():
 
 
 def test_clip_autograd_functions_pass_gradcheck():
-    """Scores and pooling over the projected tokens, formed again in backward, in float64."""
+    """Scores and pooling over the projected tokens (formed again in backward), float64."""
     from pcca_plugin.models.layers.clip_projected_context import (
         ProjectedContext,
         _ClipPooling,
@@ -218,10 +218,18 @@ def test_clip_autograd_functions_pass_gradcheck():
     ).requires_grad_()
 
     def scores(q, w, m):
-        return _ClipScores.apply(q, w, m, ProjectedContext(sampled, m))
+        context = ProjectedContext(sampled, m)  # the map's gradient arrives through its handle
+        return _ClipScores.apply(q, w, context.handle, context)
 
     def pooling(a, m):
-        return _ClipPooling.apply(a, m, ProjectedContext(sampled, m))
+        context = ProjectedContext(sampled, m)
+        return _ClipPooling.apply(a, context.handle, context)
+
+    def both(q, w, a, m):  # two consumers sum their token gradients in one buffer
+        context = ProjectedContext(sampled, m)
+        out = _ClipScores.apply(q, w, context.handle, context)
+        return out + _ClipPooling.apply(a, context.handle, context).sum(dim=-1, keepdim=True)
 
     assert torch.autograd.gradcheck(scores, (query, key_weight, projected_map))
     assert torch.autograd.gradcheck(pooling, (weights, projected_map))
+    assert torch.autograd.gradcheck(both, (query, key_weight, weights, projected_map))

@@ -27,7 +27,9 @@ counting multiply-adds (:func:`count_clip_projection_macs`).
 Activation memory: the projected tokens (``L * D`` numbers per person) are
 formed once in the forward pass and not kept for the backward pass; it keeps
 the projected map (``R * D`` for the batch) and forms the tokens once more
-(a sparse product, ``O(N L D)``).
+(a sparse product, ``O(N L D)``). The token gradients of all layers are
+summed in one buffer and turned into the map's gradient by one sparse
+product (:class:`ProjectedContext`).
 """
 
 from typing import Optional
@@ -43,17 +45,26 @@ _HALF_DTYPES = (torch.float16, torch.bfloat16)
 class ProjectedContext:
     """Projected tokens ``y = K (V P^T)`` (bias left out) of every person, formed on demand.
 
+    Gradient routing: the scores and pooling of every layer take
+    :attr:`handle`, a one-element output of :class:`_TokensHandle` (whose
+    input is the projected map), instead of the map itself. Their backward
+    passes add their token gradients into one shared ``(N, L, D)`` buffer
+    (:meth:`accumulate`); autograd runs the handle's backward after all of
+    them, and it turns the sum into the map's gradient with one sparse
+    product ``K^T``. So a backward pass forms the tokens once, allocates one
+    gradient buffer and runs one sparse product, however many layers.
+
     Args:
         sampled (SampledContext): ``K`` and ``V`` from the extractor.
-        projected_map (Tensor): ``V P^T``, ``(R, D)`` (differentiable; the
-            attention functions below return its gradient).
+        projected_map (Tensor): ``V P^T``, ``(R, D)``.
     """
 
     def __init__(self, sampled: SampledContext, projected_map: Tensor) -> None:
         self.sampled = sampled
         self.projected_map = projected_map
         self._tokens: Optional[Tensor] = None
-        self._transposed: Optional[Tensor] = None
+        self._grad_tokens: Optional[Tensor] = None
+        self.handle = _TokensHandle.apply(projected_map, self)
 
     def tokens(self) -> Tensor:
         """``(N, L, D)``, float32 (float64 for float64 maps), without autograd history."""
@@ -66,13 +77,40 @@ class ProjectedContext:
         """Drop the tokens (after the forward pass; a backward pass forms them again)."""
         self._tokens = None
 
-    def map_gradient(self, grad_tokens: Tensor) -> Tensor:
-        """Gradient of the projected map from a gradient of the tokens ``(N, L, D)``."""
+    def accumulate(self, weights: Tensor, values: Tensor) -> None:
+        """Add ``weights @ values`` (``(N, L, k) @ (N, k, D)``) to the token gradient."""
+        weights, values = weights.to(self.tokens().dtype), values.to(self.tokens().dtype)
+        if self._grad_tokens is None:
+            self._grad_tokens = torch.bmm(weights, values)  # (N, L, D)
+        else:
+            self._grad_tokens.baddbmm_(weights, values)
+
+    def map_gradient(self) -> Tensor:
+        """``K^T`` times the accumulated token gradient, ``(R, D)``; resets the accumulation."""
+        grad_tokens, self._grad_tokens, self._tokens = self._grad_tokens, None, None
+        if grad_tokens is None:
+            return torch.zeros_like(self.projected_map)
         flat = grad_tokens.reshape(-1, grad_tokens.shape[-1])  # (N*L, D)
-        if self._transposed is None:  # K^T, shared by the six products of a backward pass
-            self._transposed = self.sampled.matrix.t().coalesce()
-        flat = flat.to(self._transposed.dtype).contiguous()
-        return torch.sparse.mm(self._transposed, flat).to(self.projected_map.dtype)  # (R, D)
+        transposed = self.sampled.matrix.t().coalesce()  # (R, N*L)
+        return torch.sparse.mm(transposed, flat).to(self.projected_map.dtype)  # (R, D)
+
+
+class _TokensHandle(torch.autograd.Function):
+    """A one-element stand-in for the projected tokens in the autograd graph.
+
+    Every consumer's backward runs before this node's (autograd orders nodes
+    by their dependencies), so its backward sees the complete token gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, projected_map: Tensor, context: ProjectedContext) -> Tensor:
+        ctx.context = context
+        ctx.save_for_backward(projected_map)  # the tokens are formed from it again
+        return projected_map.new_zeros(1)
+
+    @staticmethod
+    def backward(ctx, grad_handle: Tensor):
+        return ctx.context.map_gradient(), None
 
 
 def _as_float(x: Tensor) -> Tensor:
@@ -83,16 +121,16 @@ class _ClipScores(torch.autograd.Function):
     """``scores[n, h, i] = (W_K^hT q[n, h]) . y[n, i]`` in float32.
 
     Takes the per-head query ``q`` (``E`` wide) and ``W_K`` per head, and saves
-    only those and the map: ``W_K^hT q`` (``D`` wide) and the tokens are
-    formed again in the backward pass.
+    only those: ``W_K^hT q`` (``D`` wide) and the tokens are formed again in
+    the backward pass.
     """
 
     @staticmethod
     def forward(
-        ctx, query: Tensor, key_weight: Tensor, projected_map: Tensor, context: ProjectedContext
+        ctx, query: Tensor, key_weight: Tensor, handle: Tensor, context: ProjectedContext
     ) -> Tensor:
         ctx.context = context
-        ctx.save_for_backward(query, key_weight, projected_map)
+        ctx.save_for_backward(query, key_weight)
         tokens = context.tokens()  # (N, L, D)
         with torch.autocast(device_type=query.device.type, enabled=False):
             query_in_d = _query_in_d(query, key_weight).to(tokens.dtype)  # (N, H, D)
@@ -100,10 +138,11 @@ class _ClipScores(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_scores: Tensor):
-        query, key_weight, _ = ctx.saved_tensors
-        tokens = ctx.context.tokens()  # formed again, once per backward pass
+        query, key_weight = ctx.saved_tensors
+        context = ctx.context
+        tokens = context.tokens()  # formed again, once per backward pass
         grad_scores = grad_scores.to(tokens.dtype)
-        grad_query = grad_key_weight = grad_map = None
+        grad_query = grad_key_weight = grad_handle = None
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             grad_in_d = torch.bmm(grad_scores, tokens)  # (N, H, D)
             compute = _as_float(query).dtype
@@ -116,10 +155,10 @@ class _ClipScores(torch.autograd.Function):
                     'nhe,nhd->hed', _as_float(query), grad_in_d.to(compute)
                 ).to(key_weight.dtype)  # (H, E, D)
         if ctx.needs_input_grad[2]:
-            query_in_d = _query_in_d(query, key_weight).to(tokens.dtype)  # recomputed
-            grad_tokens = torch.bmm(grad_scores.transpose(1, 2), query_in_d)  # (N, L, D)
-            grad_map = ctx.context.map_gradient(grad_tokens)
-        return grad_query, grad_key_weight, grad_map, None
+            query_in_d = _query_in_d(query, key_weight)  # (N, H, D), recomputed
+            context.accumulate(grad_scores.transpose(1, 2), query_in_d)  # (N, L, H) @ (N, H, D)
+            grad_handle = torch.zeros_like(context.handle)
+        return grad_query, grad_key_weight, grad_handle, None
 
 
 def _query_in_d(query: Tensor, key_weight: Tensor) -> Tensor:
@@ -128,27 +167,28 @@ def _query_in_d(query: Tensor, key_weight: Tensor) -> Tensor:
 
 
 class _ClipPooling(torch.autograd.Function):
-    """``pooled[n, h] = sum_i a[n, h, i] y[n, i]``; saves ``a`` and the map only."""
+    """``pooled[n, h] = sum_i a[n, h, i] y[n, i]``; saves ``a`` only."""
 
     @staticmethod
-    def forward(ctx, weights: Tensor, projected_map: Tensor, context: ProjectedContext) -> Tensor:
+    def forward(ctx, weights: Tensor, handle: Tensor, context: ProjectedContext) -> Tensor:
         ctx.context = context
-        ctx.save_for_backward(weights, projected_map)
+        ctx.save_for_backward(weights)
         tokens = context.tokens()  # (N, L, D)
         return torch.bmm(weights.to(tokens.dtype), tokens)  # (N, H, D)
 
     @staticmethod
     def backward(ctx, grad_pooled: Tensor):
-        weights, _ = ctx.saved_tensors
-        tokens = ctx.context.tokens()
+        (weights,) = ctx.saved_tensors
+        context = ctx.context
+        tokens = context.tokens()
         grad_pooled = grad_pooled.to(tokens.dtype)
-        grad_weights = grad_map = None
+        grad_weights = grad_handle = None
         if ctx.needs_input_grad[0]:
             grad_weights = torch.bmm(grad_pooled, tokens.transpose(1, 2)).to(weights.dtype)
         if ctx.needs_input_grad[1]:
-            grad_tokens = torch.bmm(weights.to(tokens.dtype).transpose(1, 2), grad_pooled)
-            grad_map = ctx.context.map_gradient(grad_tokens)  # (R, D)
-        return grad_weights, grad_map, None
+            context.accumulate(weights.transpose(1, 2), grad_pooled)  # (N, L, H) @ (N, H, D)
+            grad_handle = torch.zeros_like(context.handle)
+        return grad_weights, grad_handle, None
 
 
 def clip_scores(query: Tensor, key_weight: Tensor, context: ProjectedContext) -> Tensor:
@@ -159,12 +199,12 @@ def clip_scores(query: Tensor, key_weight: Tensor, context: ProjectedContext) ->
         key_weight (Tensor): ``W_K`` split by head, ``(H, E, D)``.
         context (ProjectedContext): the projected tokens.
     """
-    return _ClipScores.apply(query, key_weight, context.projected_map, context)
+    return _ClipScores.apply(query, key_weight, context.handle, context)
 
 
 def clip_pooling(weights: Tensor, context: ProjectedContext) -> Tensor:
     """Attention weights ``(N, H, L)`` -> weighted sums of the projected tokens ``(N, H, D)``."""
-    return _ClipPooling.apply(weights, context.projected_map, context)
+    return _ClipPooling.apply(weights, context.handle, context)
 
 
 def count_clip_projection_macs(
