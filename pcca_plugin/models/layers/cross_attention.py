@@ -750,14 +750,7 @@ class PersonContextTransformer(nn.Module):
             num_heads=self.num_heads,
             with_pos_encoding=self.pos_encoding is not None,
         )
-        break_even = fold_break_even_persons(
-            self.in_channels,
-            self.embed_dims,
-            self.num_heads,
-            self._num_tokens_for_cost(),
-            with_pos_encoding=self.pos_encoding is not None,
-        )
-        folded = not with_grad or num_persons > break_even
+        folded = not with_grad or num_persons > self._fold_break_even()
         per_person = num_persons * count_macs_per_person(**sizes, folded_weights=folded)
         if with_grad and folded:  # a fresh, differentiable fold in this forward
             per_person += count_fold_macs(
@@ -871,14 +864,9 @@ class PersonContextTransformer(nn.Module):
         """
         params = self._folded_parameters()
         if torch.is_grad_enabled() and any(p.requires_grad for p in params):
-            break_even = fold_break_even_persons(
-                self.in_channels,
-                self.embed_dims,
-                self.num_heads,
-                self._num_tokens_for_cost(),
-                with_pos_encoding=self.pos_encoding is not None,
-            )
-            return self._compute_folded_weights() if num_persons > break_even else None
+            if num_persons > self._fold_break_even():
+                return self._compute_folded_weights()
+            return None
         # The key names each parameter's address; the cache holds the storages, so
         # that a freed parameter's address cannot be reused by a new one while cached.
         key = (self.attn_impl,) + tuple(
@@ -895,6 +883,16 @@ class PersonContextTransformer(nn.Module):
             cached = (key, folded, held)
             self._fold_cache = cached
         return cached[1]
+
+    def _fold_break_even(self) -> float:
+        """:func:`fold_break_even_persons` for this transformer's sizes."""
+        return fold_break_even_persons(
+            self.in_channels,
+            self.embed_dims,
+            self.num_heads,
+            self._num_tokens_for_cost(),
+            with_pos_encoding=self.pos_encoding is not None,
+        )
 
     def _num_tokens_for_cost(self) -> int:
         """``L`` for the break-even count: it cancels there without the positional encoding."""

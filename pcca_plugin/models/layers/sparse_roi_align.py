@@ -219,12 +219,8 @@ def sparse_roi_align(
     Returns:
         Tensor: ``(N, h * w, C)``, bins in row-major order.
     """
-    num_rois, channels = rois.shape[0], table.shape[1]
-    bins = output_size[0] * output_size[1]
-    matrix = roi_align_matrix(
-        rois, output_size, spatial_scale, feat_shape, sampling_ratio, aligned, table.dtype
-    )
-    return mix_rows(matrix, table).reshape(num_rois, bins, channels)
+    layer = SparseRoIAlign(output_size, spatial_scale, sampling_ratio, 'avg', aligned)
+    return layer.tokens(table, rois, feat_shape)
 
 
 class SampledContext(NamedTuple):
@@ -317,15 +313,9 @@ class SparseRoIAlign(nn.Module):
 
     def tokens(self, table: Tensor, rois: Tensor, feat_shape: Tuple[int, int, int]) -> Tensor:
         """``(N, h * w, C)`` from a channels-last ``(B * H * W, C)`` table."""
-        return sparse_roi_align(
-            table,
-            rois,
-            self.output_size,
-            self.spatial_scale,
-            feat_shape,
-            self.sampling_ratio,
-            self.aligned,
-        )
+        matrix = self.matrix(rois, feat_shape, table.dtype)  # (N*h*w, B*H*W)
+        bins = self.output_size[0] * self.output_size[1]
+        return mix_rows(matrix, table).reshape(rois.shape[0], bins, table.shape[1])
 
     def forward(self, feat: Tensor, rois: Tensor) -> Tensor:
         """``(B, C, H, W)`` and ``(N, 5)`` -> ``(N, C, h, w)``, as mmcv's ``RoIAlign``."""
