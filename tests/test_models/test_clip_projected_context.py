@@ -233,3 +233,15 @@ def test_clip_autograd_functions_pass_gradcheck():
     assert torch.autograd.gradcheck(scores, (query, key_weight, projected_map))
     assert torch.autograd.gradcheck(pooling, (weights, projected_map))
     assert torch.autograd.gradcheck(both, (query, key_weight, weights, projected_map))
+
+
+def test_per_clip_with_no_persons_gives_empty_output_and_zero_gradients():
+    _, model = twin_transformers(torch.float32, with_pos=True, dropout=0.0)
+    model.context_projection = 'per_clip'
+    sampled = sampled_context(0, torch.float32)
+    out = model(torch.randn(0, IN_CHANNELS), sampled)
+    assert out.shape == (0, EMBED_DIMS)
+    out.sum().backward()
+    assert sampled.table.grad is not None and not sampled.table.grad.any()
+    for name, param in model.named_parameters():
+        assert param.grad is not None and not param.grad.any(), name
