@@ -39,6 +39,7 @@ from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from train import add_common_arguments, load_config  # noqa: E402
 
+from pcca_plugin.engine.distributed import destroy_process_group_after_success  # noqa: E402
 from pcca_plugin.models.tta import DEFAULT_TTA_SCALES, build_tta_pipeline  # noqa: E402
 
 #: ``type`` of the TTA model used when the config has no ``tta_model``.
@@ -171,7 +172,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if args.tta:
         apply_tta(cfg)
     runner = Runner.from_cfg(cfg)
-    return runner.test()
+    metrics = runner.test()
+    destroy_process_group_after_success()
+    return metrics
 
 
 if __name__ == '__main__':

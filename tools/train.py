@@ -32,6 +32,7 @@ from pcca_plugin.engine.distributed import (  # noqa: E402
     LAUNCHERS,
     check_slurm_environment,
     configure_launcher,
+    destroy_process_group_after_success,
 )
 
 
@@ -98,6 +99,7 @@ def main(argv: Optional[List[str]] = None) -> Runner:
         cfg.resume, cfg.load_from = True, args.resume
     runner = Runner.from_cfg(cfg)
     runner.train()
+    destroy_process_group_after_success()
     return runner
 
 

@@ -208,3 +208,19 @@ def init_slurm_process_group(
     torch.distributed.init_process_group(
         backend=backend, rank=rank, world_size=world_size, **kwargs
     )
+
+
+def destroy_process_group_after_success() -> None:
+    """Destroy the default process group, if any, once the run has finished without error.
+
+    A process that exits with a live gloo process group can abort during
+    interpreter shutdown ("terminate called without an active exception",
+    SIGABRT): gloo's worker threads outlive the objects they point to. torch
+    asks every process to call ``destroy_process_group`` at the end of its work
+    (its distributed docs, "Shutdown"); mmengine's Runner does not. Called only
+    after ``Runner.train()`` / ``Runner.test()`` returned on this rank: after an
+    exception other ranks may still be inside a collective, and destroying the
+    group then can hang instead of failing (torchtitan does the same).
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

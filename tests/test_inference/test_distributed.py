@@ -225,3 +225,19 @@ def test_launcher_config_for_frozen_parameters_on_cpu():
     )
     cfg = configure_launcher(Config(dict()), 'slurm')
     assert cfg.model_wrapper_cfg == dict(type='CPUDistributedDataParallel', broadcast_buffers=False)
+
+
+def test_process_group_is_destroyed_after_a_successful_run(tmp_path):
+    """tools/train.py and tools/test.py end with this: no live gloo group at interpreter exit."""
+    import torch.distributed as dist
+
+    from pcca_plugin.engine.distributed import destroy_process_group_after_success
+
+    destroy_process_group_after_success()  # nothing to destroy: a no-op
+    assert not dist.is_initialized()
+    dist.init_process_group(
+        'gloo', init_method=f'file://{tmp_path / "rendezvous"}', rank=0, world_size=1
+    )
+    assert dist.is_initialized()
+    destroy_process_group_after_success()
+    assert not dist.is_initialized()
