@@ -37,7 +37,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .sparse_roi_align import SampledContext
+from .sparse_roi_align import SampledContext, mix_rows_transposed
 
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -79,7 +79,8 @@ class ProjectedContext:
 
     def accumulate(self, weights: Tensor, values: Tensor) -> None:
         """Add ``weights @ values`` (``(N, L, k) @ (N, k, D)``) to the token gradient."""
-        weights, values = weights.to(self.tokens().dtype), values.to(self.tokens().dtype)
+        dtype = self.sampled.matrix.dtype  # the tokens' dtype
+        weights, values = weights.to(dtype), values.to(dtype)
         if self._grad_tokens is None:
             self._grad_tokens = torch.bmm(weights, values)  # (N, L, D)
         else:
@@ -91,8 +92,7 @@ class ProjectedContext:
         if grad_tokens is None:
             return torch.zeros_like(self.projected_map)
         flat = grad_tokens.reshape(-1, grad_tokens.shape[-1])  # (N*L, D)
-        transposed = self.sampled.matrix.t().coalesce()  # (R, N*L)
-        return torch.sparse.mm(transposed, flat).to(self.projected_map.dtype)  # (R, D)
+        return mix_rows_transposed(self.sampled.matrix, flat).to(self.projected_map.dtype)
 
 
 class _TokensHandle(torch.autograd.Function):
@@ -235,16 +235,14 @@ def count_per_person_projection_macs(
     num_tokens: int,
     num_heads: int,
     num_layers: int,
-    folded: bool,
 ) -> int:
-    """The per-person form's counterpart of :func:`count_clip_projection_macs`.
+    """The per-person factored form's counterpart of :func:`count_clip_projection_macs`.
 
-    ``folded``: with the weights folded (``W_K^h P``, ``W_V^h P`` formed once
-    per weight update; the fold itself is not counted), the products with the
-    folded weights cost ``2 D C`` per person and layer instead of ``2 H C D``.
+    Per person and layer, the two products with ``P`` per head (``2 H C D``)
+    and the scores against and weighted sum of the raw tokens (``2 H L C``):
+    the terms of ``count_macs_per_person`` that the per-clip form replaces.
     """
-    products = 2 * embed_dims * in_channels if folded else 2 * num_heads * in_channels * embed_dims
-    per_layer = products + 2 * num_heads * num_tokens * in_channels
+    per_layer = 2 * num_heads * in_channels * embed_dims + 2 * num_heads * num_tokens * in_channels
     return num_persons * num_layers * per_layer
 
 

@@ -119,6 +119,11 @@ def check_attn_impl(attn_impl: str) -> str:
     return attn_impl
 
 
+def _gets_grad(params: List[Tensor]) -> bool:
+    """Whether a gradient can reach any of ``params`` (grad mode on, one requires grad)."""
+    return torch.is_grad_enabled() and any(p.requires_grad for p in params)
+
+
 def _float32_einsum(equation: str, *operands: Tensor) -> Tensor:
     """``torch.einsum`` with half-precision operands promoted to float32, autocast off.
 
@@ -286,8 +291,8 @@ def factored_attention(
     if isinstance(context, ProjectedContext):
         # (W_K^hT q_h) . y_i, (N, H, L), float32; W_K^hT q_h is not kept for backward
         logits = clip_scores(q, key_weight, context)
-        if key_pos is not None:  # q_h . (W_K^h pos_i): the keys of the encoding, (L, H, E)
-            pos_keys = F.linear(key_pos[0], w_k).reshape(-1, num_heads, head_dims)
+        if key_pos is not None:  # q_h . (W_K^h pos_i)
+            pos_keys = _positional_keys(key_pos, w_k, num_heads)  # (L, H, E)
             logits = logits + _float32_einsum('nhe,lhe->nhl', q, pos_keys)  # (N, H, L)
     else:
         q_in_d = torch.einsum('nhe,hed->nhd', q, key_weight)  # (N, H, D)
@@ -354,10 +359,14 @@ def fold_layer_weights(
     key = torch.matmul(w_k, context_weight).reshape(num_heads, head_dims, c)  # (H, E, C)
     value = torch.matmul(w_v, context_weight).reshape(num_heads, head_dims, c)  # (H, E, C)
     value_bias = (F.linear(context_bias, w_v) + b_v).reshape(num_heads, head_dims)  # (H, E)
-    pos_key = None
-    if key_pos is not None:
-        pos_key = F.linear(key_pos[0], w_k).reshape(-1, num_heads, head_dims)  # (L, H, E)
+    pos_key = None if key_pos is None else _positional_keys(key_pos, w_k, num_heads)
     return FoldedLayerWeights(key, value, value_bias, pos_key)
+
+
+def _positional_keys(key_pos: Tensor, key_weight: Tensor, num_heads: int) -> Tensor:
+    """``W_K^h pos_i`` for every token and head: ``(1, L, D)``, ``(D, D)`` -> ``(L, H, E)``."""
+    keys = F.linear(key_pos[0], key_weight)  # (L, D)
+    return keys.reshape(keys.shape[0], num_heads, -1)
 
 
 def folded_attention(
@@ -722,11 +731,10 @@ class PersonContextTransformer(nn.Module):
             return False
         if self.context_projection != 'auto':
             return self.context_projection == 'per_clip'
-        with_grad = torch.is_grad_enabled() and any(
-            p.requires_grad for p in self._folded_parameters()
-        )
         positions = sampled.table.shape[0]
-        macs = self._context_form_macs(sampled.num_rois, sampled.num_tokens, positions, with_grad)
+        macs = self._context_form_macs(
+            sampled.num_rois, sampled.num_tokens, positions, _gets_grad(self._folded_parameters())
+        )
         return macs['per_clip'] < macs['per_person']
 
     def _context_form_macs(
@@ -770,7 +778,7 @@ class PersonContextTransformer(nn.Module):
         )
         per_clip = (
             num_persons * count_macs_per_person(**sizes)
-            - count_per_person_projection_macs(**shape, folded=False)
+            - count_per_person_projection_macs(**shape)
             + count_clip_projection_macs(num_positions=num_positions, **shape)
         )
         return dict(per_person=per_person, per_clip=per_clip)
@@ -792,7 +800,6 @@ class PersonContextTransformer(nn.Module):
             :func:`count_macs_per_person`; the sparse RoIAlign product and the
             one-off cached fold are not counted).
         """
-        macs = self._context_form_macs(num_persons, num_tokens, num_positions, with_grad)
         if check_attn_impl(self.attn_impl) == 'standard':
             return num_persons * count_macs_per_person(
                 self.in_channels,
@@ -804,6 +811,7 @@ class PersonContextTransformer(nn.Module):
                 attn_impl='standard',
                 with_pos_encoding=self.pos_encoding is not None,
             )
+        macs = self._context_form_macs(num_persons, num_tokens, num_positions, with_grad)
         if self.context_projection == 'auto':
             return min(macs.values())
         return macs[self.context_projection]
@@ -863,7 +871,7 @@ class PersonContextTransformer(nn.Module):
         else None.
         """
         params = self._folded_parameters()
-        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+        if _gets_grad(params):
             if num_persons > self._fold_break_even():
                 return self._compute_folded_weights()
             return None

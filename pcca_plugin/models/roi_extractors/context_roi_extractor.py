@@ -51,9 +51,9 @@ CONTEXT_SCALE = 2.0
 FEATMAP_STRIDE = 16
 #: Smallest width/height (input pixels) a box is widened to before RoIAlign.
 MIN_BOX_SIZE = 1.0
-#: RoIAlign implementations: ``'sparse'`` (:mod:`sparse_roi_align`, one sparse
-#: product per RoI set, fast on the CPU; in ..layers), ``'mmcv'`` (``mmcv.ops.RoIAlign``), and
-#: ``'auto'``: sparse for CPU feature maps, mmcv's kernels on other devices.
+#: RoIAlign implementations: ``'sparse'`` (``pcca_plugin/models/layers/sparse_roi_align.py``,
+#: one sparse product per set of RoIs, fast on the CPU), ``'mmcv'`` (``mmcv.ops.RoIAlign``),
+#: and ``'auto'``: sparse for CPU feature maps, mmcv's kernels on other devices.
 ROI_ALIGN_IMPLS = ('auto', 'sparse', 'mmcv')
 
 FeatureInput = Union[Tensor, Sequence[Tensor]]
