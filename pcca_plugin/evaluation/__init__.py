@@ -5,7 +5,7 @@ so :class:`MultiSportsTubeMetric` is imported on first access (or when
 :func:`pcca_plugin.register_all_modules` registers it).
 """
 
-import importlib
+from pcca_plugin.utils.lazy_import import lazy_attributes
 
 from .functional import (
     TIE_ORDERS,
@@ -29,12 +29,7 @@ from .functional import (
 _LAZY = {'MultiSportsTubeMetric': '.metrics', 'metrics': '.metrics'}
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        module = importlib.import_module(_LAZY[name], __name__)
-        return module if name == 'metrics' else getattr(module, name)
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = [
     'TIE_ORDERS',

@@ -1,7 +1,6 @@
 """Shared helpers: safe pickle I/O, MultiSports format facts, checkpoint surgery."""
 
-import importlib
-
+from .lazy_import import lazy_attributes
 from .multisports_format import (
     EVALUATION_GT_KEYS,
     EXCLUDED_CLASS_NAMES,
@@ -19,12 +18,7 @@ from .pickle_io import PICKLE_STYLES, UnsafePickleError, dump_pickle, dumps_pick
 _LAZY = {'extract_submodule_weights': '.checkpoint', 'checkpoint': '.checkpoint'}
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        module = importlib.import_module(_LAZY[name], __name__)
-        return module if name == 'checkpoint' else getattr(module, name)
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = [
     'extract_submodule_weights',

@@ -185,6 +185,14 @@ UNREADABLE_PICKLE_ERRORS = (
 )
 
 
+def unreadable_pickle_error(path, exc: BaseException) -> pickle.UnpicklingError:
+    """The error for a pickle that raised ``exc`` (one of :data:`UNREADABLE_PICKLE_ERRORS`)."""
+    return pickle.UnpicklingError(
+        f'{path}: not a readable pickle ({type(exc).__name__}: {exc}); the file may be '
+        'truncated or corrupted. Re-create it.'
+    )
+
+
 def load_pickle(path: Union[str, os.PathLike]) -> Any:
     """Load a MultiSports pickle (GT or detections) without executing code.
 
@@ -210,10 +218,7 @@ def load_pickle(path: Union[str, os.PathLike]) -> Any:
     except UnsafePickleError:
         raise
     except UNREADABLE_PICKLE_ERRORS as exc:
-        raise pickle.UnpicklingError(
-            f'{path}: not a readable pickle ({type(exc).__name__}: {exc}); the file may be '
-            'truncated or corrupted. Re-create it.'
-        ) from exc
+        raise unreadable_pickle_error(path, exc) from exc
 
 
 class _PortablePickler(pickle.Pickler):

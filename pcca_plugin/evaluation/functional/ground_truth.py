@@ -13,7 +13,6 @@ integer copies of the video, frame and label columns.
 
 import os
 import os.path as osp
-import pickle
 import warnings
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Sequence, Tuple, Union
@@ -31,6 +30,7 @@ from pcca_plugin.utils.pickle_io import (
     UnsafePickleError,
     _RestrictedUnpickler,
     load_pickle,
+    unreadable_pickle_error,
 )
 
 #: Columns of a frame-detection row: ``[video_index, frame, label, score, x1, y1, x2, y2]``.
@@ -533,7 +533,4 @@ def load_frame_detections(detections) -> Tuple[object, str]:
         except UnsafePickleError:
             raise
         except UNREADABLE_PICKLE_ERRORS as exc:
-            raise pickle.UnpicklingError(
-                f'{path}: not a readable pickle ({type(exc).__name__}: {exc}); the file may be '
-                'truncated or corrupted. Re-create it.'
-            ) from exc
+            raise unreadable_pickle_error(path, exc) from exc
