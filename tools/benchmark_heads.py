@@ -217,11 +217,10 @@ class HeadUnderTest(nn.Module):
             image_shapes = [(self.sizes.img_h, self.sizes.img_w)] * feat[0].shape[0]
             # as PCCARoIHead: the context as a sparse product where the extractor can
             person, context = self.extractor(feat, rois, image_shapes, lazy_context=True)
-            uses_tokens = self.kind == 'pcca-extractor' or (
-                isinstance(context, SampledContext)
-                and not self.head.transformer.projects_per_clip(context)
-            )
-            if uses_tokens and isinstance(context, SampledContext):
+            if isinstance(context, SampledContext) and (
+                self.kind == 'pcca-extractor'
+                or not self.head.transformer.projects_per_clip(context)
+            ):
                 # the head would form the (N, L, C) tokens first thing: form them here, so
                 # that they count as the extractor's output (the head's input), as with
                 # mmcv's RoIAlign, and only the per-clip form's own tensors count as the head's
@@ -300,6 +299,11 @@ def make_features(sizes: Sizes, device: torch.device, requires_grad: bool, clips
         clips, sizes.fast_channels, sizes.fast_frames, sizes.feat_h, sizes.feat_w, device=device
     )
     return (slow.requires_grad_(requires_grad), fast.requires_grad_(requires_grad))
+
+
+def clips_of(kind: str, persons: int) -> int:
+    """Clips the ``persons`` of a case are spread over: N / 4 for ``pcca-4/clip``, else 1."""
+    return -(-persons // SPREAD_PERSONS_PER_CLIP) if kind == SPREAD else 1
 
 
 def spread_rois(rois: torch.Tensor, per_clip: int) -> torch.Tensor:
@@ -401,7 +405,7 @@ def benchmark_heads(args, device: torch.device) -> List[Dict]:
     spread = {}  # N -> (rois, features without and with grad) of the SPREAD case
     if SPREAD in args.heads:
         for n in args.persons:
-            clips = -(-n // SPREAD_PERSONS_PER_CLIP)
+            clips = clips_of(SPREAD, n)
             spread[n] = (
                 spread_rois(rois[n], SPREAD_PERSONS_PER_CLIP),
                 make_features(sizes, device, requires_grad=False, clips=clips),
@@ -460,7 +464,7 @@ def benchmark_heads(args, device: torch.device) -> List[Dict]:
         measured = count_and_measure(model, *inputs(kind, n, grad=True))
         model.zero_grad(set_to_none=True)
         inference_macs = count_inference(model, *inputs(kind, n, grad=False))
-        clips = -(-n // SPREAD_PERSONS_PER_CLIP) if kind == SPREAD else 1
+        clips = clips_of(kind, n)
         rows.append(
             dict(
                 head=kind,
