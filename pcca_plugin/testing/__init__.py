@@ -1,0 +1,63 @@
+"""Helpers shared by the test suite (as mmaction2 keeps them in ``mmaction.testing``).
+
+This module imports the standard library only; helpers that need torch or the
+OpenMMLab stack live in submodules named after what they help test
+(``pcca_plugin.testing.models``, ...). Test modules import helpers from here,
+never from another test module or another folder's ``conftest.py``.
+"""
+
+import os
+import os.path as osp
+import subprocess
+import sys
+from typing import Dict, Sequence
+
+#: The checkout that holds this package, ``configs/``, ``tools/`` and ``tests/``
+#: (the package is installed in editable mode by ``make setup``).
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+#: Seconds a tool run by :func:`run_tool` may take before the test fails.
+TOOL_TIMEOUT_S = 600
+
+
+def repo_path(*parts: str) -> str:
+    """The absolute path of ``parts`` inside the checkout, e.g. ``repo_path('configs', 'pcca')``."""
+    return osp.join(REPO_ROOT, *parts)
+
+
+def subprocess_env(threads: int = 1, **extra: str) -> Dict[str, str]:
+    """The environment for a tool run as a subprocess: ``threads`` CPU threads, plus ``extra``."""
+    return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), **extra)
+
+
+def run_tool(
+    script: str,
+    *args: str,
+    cwd: str = None,
+    env: Dict[str, str] = None,
+    timeout: float = TOOL_TIMEOUT_S,
+) -> subprocess.CompletedProcess:
+    """Run ``tools/<script>`` with this interpreter, as a user would; never raises on failure.
+
+    Args:
+        script: the path under ``tools/``, e.g. ``'eval_multisports.py'`` or ``'det/eval_proposals.py'``.
+        args: its command-line arguments.
+        cwd: the working directory (default: the current one).
+        env: the environment (default: :func:`subprocess_env`).
+        timeout: seconds before ``subprocess.TimeoutExpired``.
+
+    Returns:
+        The finished process with ``stdout`` and ``stderr`` as text; the caller checks
+        ``returncode``.
+    """
+    command: Sequence[str] = [sys.executable, repo_path('tools', script), *map(str, args)]
+    return subprocess.run(
+        command,
+        cwd=cwd,
+        env=subprocess_env() if env is None else env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+__all__ = ['REPO_ROOT', 'TOOL_TIMEOUT_S', 'repo_path', 'run_tool', 'subprocess_env']
