@@ -1,11 +1,9 @@
-"""MultiSports evaluation: pure-numpy functional core and the registered metric.
+"""MultiSports evaluation: the pure-numpy functional core (numpy only).
 
-``functional`` imports numpy only. The metric needs mmengine and mmaction2,
-so :class:`MultiSportsTubeMetric` is imported on first access (or when
-:func:`pcca_plugin.register_all_modules` registers it).
+The registered metric needs mmengine and mmaction2, so it lives in
+:mod:`pcca_plugin.evaluation.metrics` and is not imported here:
+``from pcca_plugin.evaluation.metrics import MultiSportsTubeMetric``.
 """
-
-from pcca_plugin.utils.lazy_import import lazy_attributes
 
 from .functional import (
     TIE_ORDERS,
@@ -25,12 +23,6 @@ from .functional import (
     voc_ap,
 )
 
-#: Names loaded on first access: they import mmengine / mmaction2.
-_LAZY = {'MultiSportsTubeMetric': '.metrics', 'metrics': '.metrics'}
-
-
-__getattr__ = lazy_attributes(__name__, _LAZY)
-
 __all__ = [
     'TIE_ORDERS',
     'APResult',
@@ -47,5 +39,4 @@ __all__ = [
     'video_ap_error',
     'video_ap_thresholds',
     'voc_ap',
-    'MultiSportsTubeMetric',
 ]

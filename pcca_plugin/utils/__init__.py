@@ -1,6 +1,9 @@
-"""Shared helpers: safe pickle I/O, MultiSports format facts, checkpoint surgery."""
+"""Shared helpers, numpy only: safe pickle I/O, MultiSports format facts, command-line errors.
 
-from .lazy_import import lazy_attributes
+Checkpoint surgery imports torch: ``pcca_plugin.utils.checkpoint``.
+"""
+
+from .cli import add_debug_argument, run_cli
 from .multisports_format import (
     EVALUATION_GT_KEYS,
     EXCLUDED_CLASS_NAMES,
@@ -14,14 +17,9 @@ from .multisports_format import (
 )
 from .pickle_io import PICKLE_STYLES, UnsafePickleError, dump_pickle, dumps_pickle, load_pickle
 
-#: Loaded on first access: checkpoint surgery imports torch, the rest is pure numpy.
-_LAZY = {'extract_submodule_weights': '.checkpoint', 'checkpoint': '.checkpoint'}
-
-
-__getattr__ = lazy_attributes(__name__, _LAZY)
-
 __all__ = [
-    'extract_submodule_weights',
+    'add_debug_argument',
+    'run_cli',
     'EVALUATION_GT_KEYS',
     'EXCLUDED_CLASS_NAMES',
     'FIRST_FRAME',
