@@ -46,7 +46,7 @@ from pcca_plugin.utils.multisports_format import (
 )
 from pcca_plugin.utils.pickle_io import dump_pickle, dumps_pickle, load_pickle
 
-from .pickle_styles import STYLES, assert_same, write
+from pcca_plugin.testing.pickle_styles import STYLES, assert_same, write
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 STYLE_NAMES = sorted(STYLES)

@@ -22,9 +22,9 @@ from pcca_plugin.utils.pickle_io import (
     load_pickle,
 )
 
-from .malicious_payloads import pickle_payloads, run_unsafely
-from .numpy1_reference.make_reference_pickles import PROTOCOLS, reference_object, reference_path
-from .pickle_styles import STYLES, assert_same, write
+from pcca_plugin.testing.malicious_pickles import pickle_payloads, run_unsafely
+from pcca_plugin.testing.numpy1_reference import PROTOCOLS, reference_object, reference_path
+from pcca_plugin.testing.pickle_styles import STYLES, assert_same, write
 
 
 def expected_after(style: str) -> dict:

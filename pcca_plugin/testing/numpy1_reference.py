@@ -1,16 +1,17 @@
-"""Write the reference pickles of this folder with a real numpy 1.x (not the project's code).
+"""Reference pickles written by a real numpy 1.x (not the project's code), and their writer.
 
-The files ``numpy1_protocol{0,2,4,5}.pkl`` are what a plain
+The files ``numpy1_pickles/numpy1_protocol{0,2,4,5}.pkl`` beside this module are what a plain
 ``pickle.dump(reference_object(), f, protocol)`` gives under numpy 1.26.4 on
 CPython 3.11: the way the MultiSports release, its official evaluation tool
-and mmaction2 write their pickles. ``tests/test_foundation/test_pickle_io.py``
+and mmaction2 write their pickles. ``tests/test_utils/test_pickle_io.py``
 loads them and checks that ``dump_pickle(..., style='numpy1')`` writes the
 same bytes. They were made on 2026-12-02 with::
 
     python3.11 -m venv /tmp/np1 && /tmp/np1/bin/pip install numpy==1.26.4
-    /tmp/np1/bin/python tests/test_foundation/numpy1_reference/make_reference_pickles.py
+    /tmp/np1/bin/python pcca_plugin/testing/numpy1_reference.py
 
-The script imports nothing but numpy, so it runs in that bare environment.
+The module imports nothing but numpy, so it runs as a script in that bare
+environment (run by its path, it does not import the package).
 """
 
 import os.path as osp
@@ -21,7 +22,8 @@ import numpy as np
 
 #: Protocols of the reference files: 0 (text), 2 (the MultiSports release), 4, 5 (buffers).
 PROTOCOLS = (0, 2, 4, 5)
-FOLDER = osp.dirname(osp.abspath(__file__))
+#: Where the reference files live: ``numpy1_pickles/`` beside this module.
+FOLDER = osp.join(osp.dirname(osp.abspath(__file__)), 'numpy1_pickles')
 
 
 def reference_path(protocol: int) -> str:

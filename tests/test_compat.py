@@ -20,7 +20,7 @@ from torch import nn
 
 from pcca_plugin import compat
 
-from .malicious_payloads import Call, run_unsafely
+from pcca_plugin.testing.malicious_pickles import Call, run_unsafely
 
 
 def run_python(code: str, cwd) -> subprocess.CompletedProcess:

@@ -19,7 +19,6 @@ import numpy as np
 
 #: Seconds the control waits for a marker written by a process a payload started.
 MARKER_WAIT_S = 10.0
-TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class Name:
@@ -171,14 +170,14 @@ def run_unsafely(
 ) -> str:
     """Run the statement ``load`` (plain pickle by default) on ``path`` in a child process.
 
-    The child has the tests folder on ``sys.path``, so that it finds the classes
-    a payload names. Waits up to :data:`MARKER_WAIT_S` for every marker (a
+    The child imports the classes a payload names from the installed package
+    (this module is ``pcca_plugin.testing.malicious_pickles``). Waits up to :data:`MARKER_WAIT_S` for every marker (a
     payload may start a process that writes it). Returns the child's stderr.
     """
     markers = [markers] if isinstance(markers, str) else list(markers)
-    code = f'import pickle, sys; sys.path.insert(0, sys.argv[1]); path = sys.argv[2]; {load}'
+    code = f'import pickle, sys; path = sys.argv[1]; {load}'
     result = subprocess.run(
-        [sys.executable, '-c', code, TESTS_DIR, path], capture_output=True, text=True, timeout=300
+        [sys.executable, '-c', code, path], capture_output=True, text=True, timeout=300
     )
     deadline = time.monotonic() + MARKER_WAIT_S
     while not all(map(os.path.exists, markers)) and time.monotonic() < deadline:
