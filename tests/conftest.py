@@ -1,7 +1,10 @@
-"""Shared pytest setup: import pcca_plugin first so its compatibility fixes apply."""
+"""Shared pytest setup: register the plugin's components, as every script does.
+
+Shared plain helpers live in :mod:`pcca_plugin.testing`; this file holds only
+what pytest itself needs.
+"""
 
 import os
-import sys
 
 import pytest
 
@@ -9,16 +12,13 @@ import pytest
 os.environ.setdefault('OMP_NUM_THREADS', '2')
 os.environ.setdefault('MKL_NUM_THREADS', '2')
 
-import pcca_plugin  # noqa: E402,F401  (registers everything, applies compat fixes)
+import pcca_plugin  # noqa: E402
+from pcca_plugin.testing import REPO_ROOT  # noqa: E402
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Scripts under tools/ are importable by the tests (e.g. `from make_toy_sports import ...`).
-for tools_dir in ('tools', os.path.join('tools', 'data')):
-    if os.path.join(REPO_ROOT, tools_dir) not in sys.path:
-        sys.path.insert(0, os.path.join(REPO_ROOT, tools_dir))
+pcca_plugin.register_all_modules()
 
 
 @pytest.fixture(scope='session')
 def repo_root() -> str:
-    """Absolute path of the repository checkout."""
+    """Absolute path of the repository checkout (:data:`pcca_plugin.testing.REPO_ROOT`)."""
     return REPO_ROOT

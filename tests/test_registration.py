@@ -1,13 +1,25 @@
-"""`mim train mmaction <config>` finds the plugin's components through `custom_imports`."""
+"""Registration (``pcca_plugin/registration.py`` and the package's import rules).
 
+* ``import pcca_plugin`` changes nothing in the interpreter beyond the one
+  compatibility finder, and loads no torch / OpenMMLab module;
+* under ``mim train mmaction <config>``, ``custom_imports`` registers every component;
+* ``register_all_modules()`` registers the same set; a heavy subpackage registers its own;
+* a build that needs our components before registration says what to call.
+"""
+
+import builtins
 import json
 import os
 import os.path as osp
 import subprocess
 import sys
+import textwrap
 
-from make_toy_sports import make_toy_sports  # tools/data (see tests/conftest.py)
+import pytest
 from mmengine.config import Config
+
+from pcca_plugin.testing import repo_path
+from pcca_plugin.datasets.toy_sports import make_toy_sports, write_clip_level_annotations
 
 TINY_PCCA_CONFIG = 'configs/pcca/pcca_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb.py'
 #: The toy configs read their data from this path, relative to the working directory.
@@ -114,8 +126,6 @@ CLIP_CLASSIFIER_CONFIG = (
 def test_documented_toy_chain_pretrain_extract_train(tmp_path, repo_root):
     """configs/pcca/README.md, toy-sports by hand: pretrain with mim, keep the backbone with
     tools/extract_weights.py, train PCCA with mim on it (default paths, frozen)."""
-    from make_toy_sports import write_clip_level_annotations
-
     make_toy_sports(str(tmp_path / CONFIG_DATA_ROOT), seed=0, num_train_videos=2, num_val_videos=2)
     pretraining = tmp_path / CONFIG_DATA_ROOT / 'pretraining'
     make_toy_sports(str(pretraining), seed=1000, num_train_videos=2, num_val_videos=2)
@@ -150,3 +160,110 @@ def test_documented_toy_chain_pretrain_extract_train(tmp_path, repo_root):
     assert (
         tmp_path / 'work_dirs' / osp.splitext(osp.basename(TINY_PCCA_CONFIG))[0] / 'epoch_1.pth'
     ).is_file()
+
+
+#: Top-level packages that ``import pcca_plugin`` alone must not load.
+HEAVY_PACKAGES = ('torch', 'mmengine', 'mmcv', 'mmdet', 'mmaction')
+#: The tiny PCCA detector's model config (mmaction2's FastRCNN with our RoI head).
+TINY_PCCA_MODEL = repo_path('configs', '_base_', 'models', 'slowfast-tiny_pcca.py')
+
+
+def run_fresh(code: str) -> str:
+    """Run ``code`` in a fresh interpreter (this test process registered everything); its stdout."""
+    result = subprocess.run(
+        [sys.executable, '-c', textwrap.dedent(code)], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_import_has_no_side_effects_on_the_interpreter():
+    """``import pcca_plugin`` alone: the builtin import untouched, only the compat finder added,
+    no heavy package loaded, nothing registered."""
+    report = run_fresh(
+        f"""
+        import builtins, json, sys
+        original_import, meta_path = builtins.__import__, list(sys.meta_path)
+        import pcca_plugin
+        from pcca_plugin import compat
+        added = [type(f).__name__ for f in sys.meta_path if f not in meta_path]
+        print(json.dumps(dict(
+            same_import=builtins.__import__ is original_import,
+            added_finders=added,
+            heavy=sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY_PACKAGES)!r}),
+            registered=pcca_plugin.all_modules_registered(),
+        )))
+        """
+    )
+    found = json.loads(report.strip().splitlines()[-1])
+    assert found == dict(
+        same_import=True, added_finders=['_DRNStubFinder'], heavy=[], registered=False
+    )
+    assert builtins.__import__.__module__ == 'builtins'  # and in this process too
+
+
+def test_import_after_mmengine_registers_everything():
+    """Rule 3: mmengine first (as ``custom_imports`` under a Runner), then the package."""
+    run_fresh(
+        """
+        import mmengine
+        import pcca_plugin
+        assert pcca_plugin.all_modules_registered()
+        from mmdet.registry import MODELS
+        from mmaction.registry import DATASETS, METRICS
+        assert MODELS.get('PCCARoIHead') is not None
+        assert DATASETS.get('MultiSportsDataset') is not None
+        assert METRICS.get('MultiSportsTubeMetric') is not None
+        """
+    )
+
+
+def test_a_heavy_subpackage_registers_its_own_components():
+    """Rule 2: ``import pcca_plugin.models`` registers the models, not the datasets."""
+    run_fresh(
+        """
+        import pcca_plugin.models
+        from mmdet.registry import MODELS
+        from mmaction.registry import DATASETS
+        assert MODELS.get('PCCARoIHead') is pcca_plugin.models.PCCARoIHead
+        assert 'MultiSportsDataset' not in DATASETS.module_dict
+        assert not pcca_plugin.all_modules_registered()
+        """
+    )
+
+
+def test_build_before_registration_says_what_to_call():
+    """``build_registered`` before ``register_all_modules()``: the KeyError names the call;
+    after it the same config builds."""
+    run_fresh(
+        f"""
+        import pcca_plugin
+        from mmdet.registry import MODELS
+        from mmengine.config import Config
+        model = Config.fromfile({TINY_PCCA_MODEL!r}).model
+        model.init_cfg = None
+        try:
+            pcca_plugin.build_registered(MODELS, model)
+        except KeyError as error:
+            message = str(error)
+        else:
+            raise AssertionError('built without registration')
+        assert 'PCCARoIHead is not in the' in message, message
+        assert 'call pcca_plugin.register_all_modules()' in message, message
+        pcca_plugin.register_all_modules()
+        detector = pcca_plugin.build_registered(MODELS, model)
+        assert type(detector.roi_head).__name__ == 'PCCARoIHead'
+        """
+    )
+
+
+def test_build_registered_keeps_other_key_errors(monkeypatch):
+    """A missing type that is not ours, after registration: mmengine's own message, no hint."""
+    from mmdet.registry import MODELS
+
+    import pcca_plugin
+
+    with pytest.raises(KeyError) as caught:
+        pcca_plugin.build_registered(MODELS, dict(type='NoSuchHead'))
+    assert 'NoSuchHead is not in the' in str(caught.value)
+    assert 'register_all_modules' not in str(caught.value)
