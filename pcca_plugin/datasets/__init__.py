@@ -3,6 +3,7 @@
 from .multisports_dataset import DEFAULT_PERSON_DET_SCORE_THR, MultiSportsDataset
 from .preparation import build_split_annotation, extract_frames, prepare_multisports, validate_gt
 from .samplers import ClassBalancedSampler
+from .toy_sports import TOY_CLASSES, ToySportsSizes, make_toy_sports, write_clip_level_annotations
 from .transforms import OpenCVDecodeClip
 
 __all__ = [
@@ -14,4 +15,8 @@ __all__ = [
     'extract_frames',
     'prepare_multisports',
     'validate_gt',
+    'TOY_CLASSES',
+    'ToySportsSizes',
+    'make_toy_sports',
+    'write_clip_level_annotations',
 ]

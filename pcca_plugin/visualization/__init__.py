@@ -1,5 +1,13 @@
 """Pictures and videos of results: linked tubes drawn on frames."""
 
+from .training_curves import (
+    RunCurves,
+    ScalarsNotFoundError,
+    find_scalar_files,
+    load_run,
+    plot_curves,
+    unique_labels,
+)
 from .tubes import (
     LabelBox,
     TubeDrawing,
@@ -24,4 +32,10 @@ __all__ = [
     'tubes_for_video',
     'write_gif',
     'write_mp4',
+    'RunCurves',
+    'ScalarsNotFoundError',
+    'find_scalar_files',
+    'load_run',
+    'plot_curves',
+    'unique_labels',
 ]

@@ -26,7 +26,7 @@ def load_tool(relative_path: str, module_name: str):
 
 @pytest.fixture(scope='session')
 def toy_module():
-    return load_tool('tools/data/make_toy_sports.py', 'make_toy_sports')
+    return importlib.import_module('pcca_plugin.datasets.toy_sports')
 
 
 @pytest.fixture(scope='session')

@@ -52,7 +52,7 @@ def load_train_tool():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU (bfloat16) branch')
 def test_train_two_iterations_with_amp_on_cpu(tmp_path, monkeypatch):
-    from make_toy_sports import make_toy_sports  # tools/data (see tests/conftest.py)
+    from pcca_plugin.datasets.toy_sports import make_toy_sports
 
     make_toy_sports(str(tmp_path / 'data' / 'toy_sports'), seed=0, **TOY_SIZES)
     monkeypatch.chdir(tmp_path)

@@ -164,21 +164,12 @@ TOY_SIZES = dict(
 )
 
 
-def _load_toy_generator(repo_root):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        'make_toy_sports', osp.join(repo_root, 'tools/data/make_toy_sports.py')
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_phase2_of_the_real_tiny_detector(tmp_path, repo_root):
     """Two iterations of the real phase-2 config: only ``fc_cls`` moves, BN stats do not."""
     data_root = str(tmp_path / 'toy')
-    _load_toy_generator(repo_root).make_toy_sports(data_root, seed=1, **TOY_SIZES)
+    from pcca_plugin.datasets.toy_sports import make_toy_sports
+
+    make_toy_sports(data_root, seed=1, **TOY_SIZES)
     cfg = Config.fromfile(osp.join(repo_root, TOY_PHASE2_CONFIG))
     dataset = cfg.train_dataloader.dataset
     for key in ('ann_file', 'proposal_file'):

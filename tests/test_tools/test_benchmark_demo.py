@@ -1,15 +1,12 @@
 """``tools/demo/benchmark_demo.py --quick`` runs, and its table has the columns the docs show."""
 
 import json
-import os.path as osp
-import subprocess
-import sys
 
 import pytest
-from test_inference.helpers import REPO_ROOT, load_tool, subprocess_env
 
-TOOL = osp.join(REPO_ROOT, 'tools', 'demo', 'benchmark_demo.py')
-DOC = osp.join(REPO_ROOT, 'docs', 'inference.md')
+from pcca_plugin.testing import repo_path, run_tool
+
+DOC = repo_path('docs', 'inference.md')
 #: The heading of the benchmark's section in the docs.
 DOC_SECTION = '### Throughput'
 TIMEOUT = 300
@@ -39,14 +36,7 @@ def documented_table():
 @pytest.fixture(scope='module')
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp('bench') / 'bench.json'
-    result = subprocess.run(
-        [sys.executable, TOOL, '--quick', '--json', str(out)],
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        stdin=subprocess.DEVNULL,
-    )
+    result = run_tool('demo/benchmark_demo.py', '--quick', '--json', out, timeout=TIMEOUT)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     with open(out, encoding='utf-8') as f:
         return result.stdout, json.load(f)
@@ -82,10 +72,10 @@ def test_quick_figures_name_the_machine_and_date(quick_run):
     assert slowest - 0.001 <= row['fps'] <= fastest + 0.001
 
 
-def test_bad_video_size_and_config_are_named(capsys):
-    tool = load_tool('tools/demo/benchmark_demo.py', 'pcca_tools_benchmark_demo')
-    with pytest.raises(SystemExit):
-        tool.main(['--video-size', '96by192'])
-    assert "--video-size '96by192': expected HxW" in capsys.readouterr().err
-    with pytest.raises(FileNotFoundError, match='--configs configs/nope.py: no such config'):
-        tool.main(['--quick', '--configs', 'configs/nope.py'])
+def test_bad_video_size_and_config_are_named():
+    result = run_tool('demo/benchmark_demo.py', '--video-size', '96by192')
+    assert result.returncode != 0
+    assert "--video-size '96by192': expected HxW" in result.stderr
+    result = run_tool('demo/benchmark_demo.py', '--quick', '--configs', 'configs/nope.py')
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert 'benchmark_demo.py: error: --configs configs/nope.py: no such config' in result.stderr

@@ -1,19 +1,34 @@
-"""The main job (`make demo --quick`) end to end: outputs, sane metrics, resume, bad work dirs."""
+"""The main job (`make demo --quick`) end to end: outputs, sane metrics, resume, claims.
+
+Seed 0 runs in this process through the package (:func:`pcca_plugin.demo.run_demo`,
+interrupted and resumed); then ``tools/run_demo.py`` runs as a user runs it. The
+parts that need no training are tested in tests/test_demo/.
+"""
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-import run_demo  # tools/ (see tests/conftest.py)
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
-from report_demo import report_paths  # tools/
 
+from pcca_plugin.demo import pipeline
+from pcca_plugin.demo.claims import CLAIMS
+from pcca_plugin.demo.report import report_paths
+from pcca_plugin.demo.settings import (
+    QUICK_SEEDS,
+    STAGES,
+    STATE_FILE,
+    TABLE_COLUMNS,
+    DemoSettings,
+    seed_work_dir,
+)
 from pcca_plugin.evaluation.functional import frame_ap, load_ground_truth
+from pcca_plugin.testing import run_tool
+from pcca_plugin.testing.demo import PASSING_SEED, failing, write_seed
 from pcca_plugin.utils.pickle_io import load_pickle
+from pcca_plugin.visualization.training_curves import load_run
 
 MODELS = ('linear', 'pcca', 'decoupled')
 OUTPUTS = (
@@ -24,6 +39,8 @@ OUTPUTS = (
     'annotated_gif',
     'training_curves_png',
 )
+#: Seconds a demo command may take (the quick demo takes about 3 minutes on 2 cores).
+DEMO_TIMEOUT = 900
 
 
 class Interrupted(Exception):
@@ -39,39 +56,36 @@ def chance_frame_map(gt_file: str, frame_detections_file: str, seed: int = 0) ->
 
 
 def seed_state(work_dir: str, seed: int) -> dict:
-    path = os.path.join(run_demo.seed_work_dir(work_dir, seed), run_demo.STATE_FILE)
+    path = os.path.join(seed_work_dir(work_dir, seed), STATE_FILE)
     with open(path) as f:
         return json.load(f)
 
 
 @pytest.fixture(scope='module')
-def quick_demo(tmp_path_factory, repo_root):
+def quick_demo(tmp_path_factory):
     """--quick: seed 0 in process, interrupted in its pcca test stage and resumed; then the
     command line with the default quick seeds, which runs the seeds in parallel processes
     (seed 0 finished: reused) and writes the report over seeds."""
     work_dir = str(tmp_path_factory.mktemp('demo'))
-    real_test_stage = run_demo.test_stage
+    real_test_stage = pipeline.test_stage
 
     def failing_test_stage(model, *args, **kwargs):
         if model == 'pcca':
             raise Interrupted
         return real_test_stage(model, *args, **kwargs)
 
-    run_demo.test_stage = failing_test_stage
+    pipeline.test_stage = failing_test_stage
     try:
         with pytest.raises(Interrupted):
-            run_demo.main(['--quick', '--seeds', '0', '--work-dir', work_dir])
+            pipeline.run_demo(work_dir, seeds=[0], quick=True)
     finally:
-        run_demo.test_stage = real_test_stage
+        pipeline.test_stage = real_test_stage
     first_state = seed_state(work_dir, 0)
     checkpoint = first_state['stages']['train_pcca']['outputs']['checkpoint']
     checkpoint_mtime = os.path.getmtime(checkpoint)
-    single_seed_report = run_demo.main(['--quick', '--seeds', '0', '--work-dir', work_dir])
+    single_seed_report = pipeline.run_demo(work_dir, seeds=[0], quick=True)
     resumed_state = seed_state(work_dir, 0)
-    command = [sys.executable, os.path.join(repo_root, 'tools', 'run_demo.py'), '--quick']
-    cli = subprocess.run(
-        command + ['--work-dir', work_dir], capture_output=True, text=True, timeout=900
-    )
+    cli = run_tool('run_demo.py', '--quick', '--work-dir', work_dir, timeout=DEMO_TIMEOUT)
     assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-3000:]
     report = report_paths(work_dir)
     return dict(
@@ -91,21 +105,21 @@ def test_every_output_exists(quick_demo):
         for name in OUTPUTS:
             path = report[name]
             assert os.path.isfile(path) and os.path.getsize(path) > 0, name
-    for seed in run_demo.QUICK_SEEDS:
-        seed_dir = run_demo.seed_work_dir(quick_demo['work_dir'], seed)
+    for seed in QUICK_SEEDS:
+        seed_dir = seed_work_dir(quick_demo['work_dir'], seed)
         assert os.path.isfile(os.path.join(seed_dir, 'results.json')), seed
 
 
 def test_metrics_finite_and_above_chance_for_every_seed(quick_demo):
     work_dir = quick_demo['work_dir']
-    for seed in run_demo.QUICK_SEEDS:
+    for seed in QUICK_SEEDS:
         state = seed_state(work_dir, seed)
-        with open(os.path.join(run_demo.seed_work_dir(work_dir, seed), 'results.json')) as f:
+        with open(os.path.join(seed_work_dir(work_dir, seed), 'results.json')) as f:
             results = json.load(f)
         gt_file = state['stages']['data']['outputs']['gt_file']
         for model in MODELS:
             table = results['table'][model]
-            for key, _ in run_demo.TABLE_COLUMNS:
+            for key, _ in TABLE_COLUMNS:
                 assert np.isfinite(table[key]) and 0 <= table[key] <= 100, (seed, model, key)
             detections = state['stages'][f'test_{model}']['outputs']['frame_detections']
             chance = chance_frame_map(gt_file, detections)
@@ -116,13 +130,13 @@ def test_summary_is_the_mean_and_std_over_the_seeds(quick_demo):
     work_dir = quick_demo['work_dir']
     with open(quick_demo['report']['results_json']) as f:
         summary = json.load(f)
-    assert summary['seeds'] == list(run_demo.QUICK_SEEDS)
+    assert summary['seeds'] == list(QUICK_SEEDS)
     per_seed = []
-    for seed in run_demo.QUICK_SEEDS:
-        with open(os.path.join(run_demo.seed_work_dir(work_dir, seed), 'results.json')) as f:
+    for seed in QUICK_SEEDS:
+        with open(os.path.join(seed_work_dir(work_dir, seed), 'results.json')) as f:
             per_seed.append(json.load(f))
     for model in MODELS:
-        for key, _ in run_demo.TABLE_COLUMNS:
+        for key, _ in TABLE_COLUMNS:
             values = [report['table'][model][key] for report in per_seed]
             mean, std = summary['table'][model][key]
             assert mean == pytest.approx(np.mean(values)) and std == pytest.approx(np.std(values))
@@ -139,14 +153,12 @@ def test_summary_is_the_mean_and_std_over_the_seeds(quick_demo):
 def test_quick_demo_prints_every_claim_without_enforcing_it(quick_demo):
     """The claims need the full demo's data: --quick prints them (PASS or FAIL, whichever
     its figures give), says they are not enforced, and exits 0 (the fixture checked)."""
-    from report_demo import CLAIMS
-
     with open(quick_demo['report']['results_json']) as f:
         summary = json.load(f)
     claims = {claim['name']: claim for claim in summary['claims']}
     assert list(claims) == [name for name, _ in CLAIMS] and summary['quick'] is True
     gaps = summary['checks']
-    for seed in run_demo.QUICK_SEEDS:  # each verdict follows the seed's own figures
+    for seed in QUICK_SEEDS:  # each verdict follows the seed's own figures
         verdict = claims['pcca_beats_linear']['seeds'][str(seed)]['passed']
         assert verdict == (gaps[str(seed)]['pcca_minus_linear'] > 0)
     with open(quick_demo['report']['results_md']) as f:
@@ -160,18 +172,16 @@ def test_quick_demo_prints_every_claim_without_enforcing_it(quick_demo):
 
 
 def test_training_curves_show_the_three_runs_of_each_seed(quick_demo):
-    import plot_curves  # tools/
-
-    for seed in run_demo.QUICK_SEEDS:
-        seed_dir = run_demo.seed_work_dir(quick_demo['work_dir'], seed)
+    for seed in QUICK_SEEDS:
+        seed_dir = seed_work_dir(quick_demo['work_dir'], seed)
         for model in MODELS:
-            run = plot_curves.load_run(os.path.join(seed_dir, model))
+            run = load_run(os.path.join(seed_dir, model))
             x, loss = run.train['loss']
             assert run.x_unit == 'epoch' and np.all(np.isfinite(loss)), (seed, model)
             epochs = (
-                run_demo.DemoSettings.quick().phase2_epochs
+                DemoSettings.quick().phase2_epochs
                 if model == 'decoupled'
-                else run_demo.DemoSettings.quick().phase1_epochs
+                else DemoSettings.quick().phase1_epochs
             )
             # ignore_last=False: each epoch's last iteration is logged, at a whole epoch.
             assert x[-1] == pytest.approx(epochs), (seed, model, x)
@@ -181,7 +191,7 @@ def test_training_curves_show_the_three_runs_of_each_seed(quick_demo):
 
 def test_command_line_shows_stages_progress_and_outputs(quick_demo):
     out = quick_demo['cli_output']
-    number = f'{run_demo.STAGES.index("train_linear") + 1}/{len(run_demo.STAGES)}'
+    number = f'{STAGES.index("train_linear") + 1}/{len(STAGES)}'
     assert f'[seed 0] stage {number} train_linear: already done' in out  # seed 0 reused
     assert f'[seed 1] ===== stage {number}: train_linear =====' in out
     assert '[seed 1] linear train [' in out and '(100%)' in out  # a progress bar per stage
@@ -193,8 +203,8 @@ def test_interrupted_run_resumes_without_recomputing(quick_demo):
     first = quick_demo['first_state']['stages']
     # Before the interruption (in test_pcca): every earlier stage, i.e. data, pretraining,
     # the three trainings and the linear test.
-    interrupted = run_demo.STAGES.index('test_pcca')
-    assert set(first) == set(run_demo.STAGES[:interrupted])
+    interrupted = STAGES.index('test_pcca')
+    assert set(first) == set(STAGES[:interrupted])
     assert {'pretrain', 'train_decoupled', 'test_linear'} <= set(first)
     final = seed_state(quick_demo['work_dir'], 0)['stages']
     assert final == quick_demo['resumed_state']['stages'], 'the command line redid seed 0'
@@ -204,23 +214,19 @@ def test_interrupted_run_resumes_without_recomputing(quick_demo):
     assert {'test_pcca', 'test_decoupled', 'report'} <= set(final)
 
 
-def test_a_seeded_rerun_gives_the_same_figures(quick_demo, tmp_path, repo_root):
+def test_a_seeded_rerun_gives_the_same_figures(quick_demo, tmp_path):
     """Seed 0 again, from scratch, in its own process (the fixture ran it inside pytest, was
     interrupted and resumed): every figure of the report is the same."""
-    command = [sys.executable, os.path.join(repo_root, 'tools', 'run_demo.py'), '--quick']
-    rerun = subprocess.run(
-        command + ['--seeds', '0', '--work-dir', str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=900,
+    rerun = run_tool(
+        'run_demo.py', '--quick', '--seeds', '0', '--work-dir', tmp_path, timeout=DEMO_TIMEOUT
     )
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     reports = []
     for work_dir in (quick_demo['work_dir'], str(tmp_path)):
-        with open(os.path.join(run_demo.seed_work_dir(work_dir, 0), 'results.json')) as f:
+        with open(os.path.join(seed_work_dir(work_dir, 0), 'results.json')) as f:
             reports.append(json.load(f))
     for model in MODELS:
-        for key, _ in run_demo.TABLE_COLUMNS:
+        for key, _ in TABLE_COLUMNS:
             first, again = (report['table'][model][key] for report in reports)
             assert again == pytest.approx(first, abs=1e-6), (model, key)
         assert reports[1]['per_class_frame_ap'][model] == pytest.approx(
@@ -243,8 +249,8 @@ def test_heads_train_on_the_pretrained_backbone_which_stays_frozen(quick_demo):
         for name, value in pretrained.items():
             assert torch.equal(weights[name], value), (model, name)
         assert any(name.startswith('roi_head.') for name in weights)
-    cfg = run_demo.load_demo_config(
-        'linear', 'data/toy_sports', quick_demo['work_dir'], 0, run_demo.DemoSettings.quick()
+    cfg = pipeline.load_demo_config(
+        'linear', 'data/toy_sports', quick_demo['work_dir'], 0, DemoSettings.quick()
     )
     cfg.model.init_cfg = None
     from mmdet.registry import MODELS as DET_MODELS
@@ -290,12 +296,12 @@ def test_training_interrupted_mid_stage_resumes_from_its_own_checkpoint(
 ):
     """Phase 2 (which starts from the phase-1 weights) stopped after 1 of 2 epochs resumes at
     epoch 1 from its own checkpoint: it neither restarts nor resumes the phase-1 run."""
-    settings = run_demo.DemoSettings.quick()
+    settings = DemoSettings.quick()
     settings.phase2_epochs = 2
-    data_root = os.path.join(run_demo.seed_work_dir(quick_demo['work_dir'], 0), 'data')
+    data_root = os.path.join(seed_work_dir(quick_demo['work_dir'], 0), 'data')
     phase1 = quick_demo['checkpoint']
     work_dir = str(tmp_path / 'decoupled')
-    real_load = run_demo.load_demo_config
+    real_load = pipeline.load_demo_config
     extra_hooks = []
 
     def load_with_hooks(*args, **kwargs):
@@ -303,58 +309,39 @@ def test_training_interrupted_mid_stage_resumes_from_its_own_checkpoint(
         cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + extra_hooks
         return cfg
 
-    monkeypatch.setattr(run_demo, 'load_demo_config', load_with_hooks)
+    monkeypatch.setattr(pipeline, 'load_demo_config', load_with_hooks)
     extra_hooks[:] = [dict(type='RecordTraining'), dict(type='StopAfterFirstEpoch')]
     with pytest.raises(Interrupted):
-        run_demo.train_stage('decoupled', data_root, work_dir, 0, settings, load_from=phase1)
+        pipeline.train_stage('decoupled', data_root, work_dir, 0, settings, load_from=phase1)
     first_epoch_iterations = RecordTraining.iterations
     assert first_epoch_iterations > 0 and os.path.isfile(os.path.join(work_dir, 'epoch_1.pth'))
 
     extra_hooks[:] = [dict(type='RecordTraining')]
-    outputs = run_demo.train_stage('decoupled', data_root, work_dir, 0, settings, load_from=phase1)
+    outputs = pipeline.train_stage('decoupled', data_root, work_dir, 0, settings, load_from=phase1)
     assert RecordTraining.start_epoch == 1, 'the resumed run did not start after epoch 1'
     assert RecordTraining.iterations == first_epoch_iterations, 'not exactly one epoch more'
     assert outputs['checkpoint'] == os.path.join(work_dir, 'epoch_2.pth')
     assert os.path.isfile(outputs['checkpoint'])
 
 
-def test_unwritable_work_dir_fails_before_training(tmp_path):
-    blocker = tmp_path / 'a_file'
-    blocker.write_text('not a folder')
-    with pytest.raises(run_demo.DemoError, match='not writable'):
-        run_demo.check_work_dir(str(blocker / 'demo'))
-
-
-def test_full_disk_fails_before_training(tmp_path):
-    with pytest.raises(run_demo.DemoError, match='MiB free'):
-        run_demo.check_work_dir(str(tmp_path), required_mb=10**12)
-
-
-def test_other_settings_in_the_same_work_dir_are_refused(tmp_path):
-    state = run_demo.StageState(str(tmp_path / 'state.json'), run_demo.DemoSettings.quick(), 0)
-    state.finish('data', {}, 1.0)
-    with pytest.raises(run_demo.DemoError, match='other settings'):
-        run_demo.StageState(str(tmp_path / 'state.json'), run_demo.DemoSettings.full(), 0)
-
-
-def test_a_saved_state_reopens_with_the_same_settings(tmp_path):
-    # The full settings hold tuples (tube lengths), which the JSON file stores as lists.
-    state = run_demo.StageState(str(tmp_path / 'state.json'), run_demo.DemoSettings.full(), 0)
-    state.finish('data', {'data_root': 'x'}, 1.0)
-    reopened = run_demo.StageState(str(tmp_path / 'state.json'), run_demo.DemoSettings.full(), 0)
-    assert reopened.done('data') and reopened.outputs('data') == {'data_root': 'x'}
-
-
-def test_a_failing_seed_process_stops_the_run_and_names_its_log(tmp_path):
-    """Seed 7's folder holds a run with other settings: its process refuses to start, and
-    the parent says which seed failed and where its output is."""
-    seed_dir = run_demo.seed_work_dir(str(tmp_path), 7)
-    os.makedirs(seed_dir)
-    other = run_demo.StageState(
-        os.path.join(seed_dir, run_demo.STATE_FILE), run_demo.DemoSettings.full(), 7
+def test_full_demo_exits_non_zero_when_a_claim_fails(tmp_path):
+    """Constructed seeds (tests/test_demo/test_claims.py checks the claims themselves): the
+    command line writes every output, then exits with status 1 and the failed claim."""
+    settings = DemoSettings.full()
+    write_seed(tmp_path, 0, PASSING_SEED, settings)
+    write_seed(tmp_path, 1, failing('gain_larger_on_context'), settings)
+    result = run_tool(
+        'run_demo.py', '--seeds', '0', '1', '--jobs', '1', '--work-dir', tmp_path, timeout=300
     )
-    other.finish('data', {}, 1.0)
-    with pytest.raises(run_demo.DemoError, match=r'seed 7 failed; its output is in .*demo\.log'):
-        run_demo.run_seeds_in_parallel([7], str(tmp_path), quick=True, jobs=1)
-    with open(os.path.join(seed_dir, 'demo.log')) as f:
-        assert 'other settings' in f.read()
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "run_demo.py: error: 1 of the paper's 3 claims FAILED" in result.stderr
+    assert 'FAIL: the gain of PCCA over linear is larger on the context classes' in result.stderr
+    assert 'Traceback' not in result.stderr  # one line; --debug shows the traceback
+    # Every output was written before the verdict.
+    report = report_paths(str(tmp_path))
+    for path in report.values():
+        assert os.path.isfile(path), path
+    with open(report['results_md']) as f:
+        assert '- FAIL: the gain of PCCA over linear' in f.read()
+    with open(report['results_json']) as f:
+        assert np.isfinite(json.load(f)['checks']['mean']['pcca_minus_linear'])

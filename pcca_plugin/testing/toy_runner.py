@@ -1,14 +1,17 @@
-"""A real, tiny mmengine run for the tests of the training-curve tools.
+"""A real, tiny mmengine run for the tests of the training curves and their logs.
 
 A linear regressor (2 inputs, 1 output) trained with mmengine's ``Runner``
 for a few epochs on 20 samples, validated every epoch by a metric that
 records what it computed, with a step learning-rate schedule; each training
-iteration's loss is recorded by a hook. The tests compare what the tools read
-from the run's logs with these records.
+iteration's loss is recorded by a hook. The tests compare what
+:mod:`pcca_plugin.visualization.training_curves` (and ``tools/plot_curves.py``)
+read from the run's logs with these records.
 """
 
 import itertools
-from typing import Dict, List, Optional, Sequence
+import os.path as osp
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +28,11 @@ BASE_LR = 0.1
 LR_MILESTONE = 2  # the lr drops after this epoch
 LR_GAMMA = 0.1
 METRIC_PREFIX = 'toy'
+#: The metric's key in the logs.
+METRIC = f'{METRIC_PREFIX}/mse'
+#: mmengine names a run's timestamp folder by the second it started: a resumed run waits
+#: this long so that it gets a folder of its own.
+NEW_TIMESTAMP_WAIT_S = 1.1
 #: Distinct experiment names: mmengine's Visualizer and MessageHub are named singletons.
 _RUN_COUNTER = itertools.count()
 
@@ -128,3 +136,47 @@ def run_toy_training(
     )
     runner.train()
     return runner
+
+
+def logged_iterations(max_epochs: int, first_epoch: int = 1) -> List[int]:
+    """Global iterations LoggerHook logs: every LOG_INTERVAL-th of an epoch (the last one
+    only when it falls on the interval: ignore_last)."""
+    return [
+        (epoch - 1) * ITERATIONS_PER_EPOCH + inner
+        for epoch in range(first_epoch, max_epochs + 1)
+        for inner in range(1, ITERATIONS_PER_EPOCH + 1)
+        if inner % LOG_INTERVAL == 0
+    ]
+
+
+def train_recorded(
+    work_dir: str, max_epochs: int, resume: bool = False, vis_backends: Optional[List[Dict]] = None
+) -> Tuple[List[float], Dict[int, float]]:
+    """A toy run (:func:`run_toy_training`); returns the metric values and losses it computed.
+
+    Returns:
+        ``(metrics, losses)``: the metric value of each validation, in order, and
+        global iteration -> loss.
+    """
+    ToyMetric.history = []
+    RecordLosses.losses = {}
+    run_toy_training(str(work_dir), max_epochs, vis_backends=vis_backends, resume=resume)
+    return list(ToyMetric.history), dict(RecordLosses.losses)
+
+
+def train_two_runs(root: str) -> Dict:
+    """``root/run_a``: 3 epochs. ``root/run_b``: 2 epochs, then resumed to 4 (a new folder).
+
+    Returns:
+        ``dict(root, a=dict(metrics, losses), b=dict(metrics, losses))``: what each run
+        computed (run_b's over both starts).
+    """
+    a_metrics, a_losses = train_recorded(osp.join(root, 'run_a'), 3)
+    b_metrics, b_losses = train_recorded(osp.join(root, 'run_b'), 2)
+    time.sleep(NEW_TIMESTAMP_WAIT_S)
+    b2_metrics, b2_losses = train_recorded(osp.join(root, 'run_b'), 4, resume=True)
+    return dict(
+        root=root,
+        a=dict(metrics=a_metrics, losses=a_losses),
+        b=dict(metrics=b_metrics + b2_metrics, losses={**b_losses, **b2_losses}),
+    )

@@ -1,4 +1,4 @@
-"""Report of the demo (``tools/run_demo.py``): tables, per-class AP picture, annotated video.
+"""Report of the demo (:mod:`pcca_plugin.demo.pipeline`): tables, per-class AP, annotated video.
 
 Writes under the demo's work dir:
 
@@ -9,12 +9,13 @@ Writes under the demo's work dir:
 * ``annotated_<video>.mp4`` and ``.gif``: one held-out video with the linked
   tubes of the final model (ids, labels, scores);
 * ``training_curves.png``: loss and lr of the linear, PCCA and phase-2 runs
-  per epoch (``tools/plot_curves.py``).
+  per epoch (:mod:`pcca_plugin.visualization.training_curves`).
 
 :func:`write_report` writes them for one seed; :func:`write_summary` combines the
 seeds' ``results.json`` into the same files with mean and std over seeds, and
-checks the paper's claims seed by seed (:func:`check_claims`): ``results.md``
-prints each as a PASS / FAIL line, ``results.json`` holds them under ``claims``.
+checks the paper's claims seed by seed (:func:`pcca_plugin.demo.claims.check_claims`):
+``results.md`` prints each as a PASS / FAIL line, ``results.json`` holds them under
+``claims``.
 """
 
 import json
@@ -24,10 +25,10 @@ import textwrap
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from plot_curves import load_run, plot_curves  # tools/plot_curves.py
 
 from pcca_plugin.evaluation.functional import frame_ap, load_ground_truth
 from pcca_plugin.utils.pickle_io import load_pickle
+from pcca_plugin.visualization.training_curves import load_run, plot_curves
 from pcca_plugin.visualization.tubes import (
     draw_tubes,
     read_video_frames,
@@ -35,6 +36,8 @@ from pcca_plugin.visualization.tubes import (
     write_gif,
     write_mp4,
 )
+
+from .claims import check_claims, claim_differences, claim_lines
 
 #: IoU threshold of the per-class frame AP in the report (the paper's F@0.5).
 FRAME_IOU_THR = 0.5
@@ -54,17 +57,6 @@ KINDS = ('motion', 'context')
 GROUPS = KINDS + ('tail',)
 #: File name of the training-curve figure.
 CURVES_FILE = 'training_curves.png'
-#: The paper's claims the demo checks on every seed: (name, statement). Each is a
-#: test of one seed's differences (:func:`_claims`), see :func:`check_claims`.
-CLAIMS = (
-    ('pcca_beats_linear', 'PCCA beats linear on F@0.5 on every seed'),
-    (
-        'gain_larger_on_context',
-        'the gain of PCCA over linear is larger on the context classes than on the '
-        'motion classes on every seed',
-    ),
-    ('phase2_raises_tail', 'phase 2 raises the mean AP of the tail classes on every seed'),
-)
 
 
 def load_class_groups(data_root: str) -> Dict[str, List[str]]:
@@ -228,7 +220,11 @@ def report_paths(work_dir: str) -> Dict[str, str]:
 def plot_training_curves(
     run_dirs: Sequence[str], labels: Sequence[str], out: str, title: str, groups=None
 ) -> None:
-    """Loss and lr per epoch of the given training runs (``tools/plot_curves.py``)."""
+    """Loss and lr per epoch of the given training runs, one PNG.
+
+    Drawn by :func:`pcca_plugin.visualization.training_curves.plot_curves`; ``groups``
+    (one name per run) gives the runs of a group one colour.
+    """
     runs = [load_run(run_dir, label) for run_dir, label in zip(run_dirs, labels)]
     plot_curves(runs, out, title=title, groups=groups)
 
@@ -315,65 +311,6 @@ def _cell(mean: float, std: float) -> str:
     return f'{mean:.2f} ± {std:.2f}'
 
 
-def check_claims(checks: Dict[str, Dict[str, float]], seeds: Sequence) -> List[Dict]:
-    """The paper's claims (:data:`CLAIMS`), each tested on every seed.
-
-    * ``pcca_beats_linear``: PCCA - linear frame-mAP@0.5 > 0;
-    * ``gain_larger_on_context``: PCCA - linear on the context classes' mean AP >
-      PCCA - linear on the motion classes' mean AP;
-    * ``phase2_raises_tail``: phase 2 - PCCA on the tail classes' mean AP > 0.
-
-    A missing figure (NaN) fails its claim.
-
-    Args:
-        checks: seed (as a string) -> the differences of :func:`_claims`.
-        seeds: the seeds, in order.
-
-    Returns:
-        One dict per claim: ``name``, ``statement``, ``passed`` (every seed),
-        ``seeds``: seed -> ``dict(passed, figures)`` (the figures as text).
-    """
-    tests = dict(
-        pcca_beats_linear=lambda c: (
-            c['pcca_minus_linear'] > 0,
-            f'{c["pcca_minus_linear"]:+.2f}',
-        ),
-        gain_larger_on_context=lambda c: (
-            c['pcca_minus_linear_context'] > c['pcca_minus_linear_motion'],
-            f'context {c["pcca_minus_linear_context"]:+.2f} vs motion '
-            f'{c["pcca_minus_linear_motion"]:+.2f}',
-        ),
-        phase2_raises_tail=lambda c: (c['phase2_tail_gain'] > 0, f'{c["phase2_tail_gain"]:+.2f}'),
-    )
-    claims = []
-    for name, statement in CLAIMS:
-        per_seed = {}
-        for seed in seeds:
-            passed, figures = tests[name](checks[str(seed)])
-            per_seed[str(seed)] = dict(passed=bool(passed), figures=figures)
-        claims.append(
-            dict(
-                name=name,
-                statement=statement,
-                passed=all(entry['passed'] for entry in per_seed.values()),
-                seeds=per_seed,
-            )
-        )
-    return claims
-
-
-def claim_lines(claims: Sequence[Dict]) -> List[str]:
-    """One ``PASS: ...`` / ``FAIL: ...`` line per claim, with every seed's figures."""
-    lines = []
-    for claim in claims:
-        figures = '; '.join(
-            f'seed {seed} {entry["figures"]}' + ('' if entry['passed'] else ' (fails)')
-            for seed, entry in claim['seeds'].items()
-        )
-        lines.append(f'{"PASS" if claim["passed"] else "FAIL"}: {claim["statement"]} ({figures})')
-    return lines
-
-
 def summary_markdown(summary: Dict, rows, table_columns) -> str:
     """results.md over seeds: Table-1 columns, the claims, per-seed figures, per-class AP."""
     seeds, models = summary['seeds'], [model for model, _, _ in rows]
@@ -428,11 +365,11 @@ def write_summary(
     Also computes the paper's differences per seed and on the mean (PCCA -
     linear frame-mAP, overall and on the motion and context class means; the
     tail-class gain of decoupled phase 2) and checks the claims on every seed
-    (:func:`check_claims`, under ``claims`` in ``results.json``, PASS / FAIL
-    lines in ``results.md``). Every file is written whatever the claims give;
-    the caller decides what a failed claim means. The annotated video is the
-    first seed's; the training curves show every seed's runs (one colour per
-    model, one line style per seed).
+    (:func:`pcca_plugin.demo.claims.check_claims`, under ``claims`` in
+    ``results.json``, PASS / FAIL lines in ``results.md``). Every file is
+    written whatever the claims give; the caller decides what a failed claim
+    means. The annotated video is the first seed's; the training curves show
+    every seed's runs (one colour per model, one line style per seed).
 
     Args:
         work_dir: where the combined report goes.
@@ -479,7 +416,7 @@ def write_summary(
         per_seed_frame_map[str(seed)] = {
             model: report['table'][model][frame_key] for model in models
         }
-        checks[str(seed)] = _claims(report['table'], report['group_frame_ap'], frame_key)
+        checks[str(seed)] = claim_differences(report['table'], report['group_frame_ap'], frame_key)
     per_seed_frame_map['mean'] = {model: table[model][frame_key][0] for model in models}
     checks['mean'] = {
         key: float(np.mean([checks[str(seed)][key] for seed in seeds]))
@@ -520,13 +457,3 @@ def write_summary(
         groups=[model for _ in seeds for model in models],
     )
     return outputs
-
-
-def _claims(table: Dict, group_ap: Dict, frame_key: str) -> Dict[str, float]:
-    """The paper's claims as differences: PCCA - linear, and phase 2 - PCCA on the tail."""
-    return dict(
-        pcca_minus_linear=table['pcca'][frame_key] - table['linear'][frame_key],
-        pcca_minus_linear_motion=group_ap['pcca']['motion'] - group_ap['linear']['motion'],
-        pcca_minus_linear_context=group_ap['pcca']['context'] - group_ap['linear']['context'],
-        phase2_tail_gain=group_ap['decoupled']['tail'] - group_ap['pcca']['tail'],
-    )

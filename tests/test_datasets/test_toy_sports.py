@@ -1,4 +1,4 @@
-"""The toy-sports generator: format, speed, determinism and the class design."""
+"""The toy-sports generator (pcca_plugin.datasets.toy_sports): format, speed, seeds, classes."""
 
 import filecmp
 import os.path as osp
@@ -7,6 +7,7 @@ import time
 import cv2
 import numpy as np
 
+from pcca_plugin.datasets import toy_sports
 from pcca_plugin.datasets.preparation import box_iou, split_video_names, validate_gt
 from pcca_plugin.utils.multisports_format import check_gt_keys, parse_frame_key
 from pcca_plugin.utils.pickle_io import load_pickle
@@ -25,9 +26,9 @@ def _class_boxes(gt, split):
     return counts
 
 
-def test_default_dataset_is_fast_complete_and_long_tailed(tmp_path, toy_module):
+def test_default_dataset_is_fast_complete_and_long_tailed(tmp_path):
     start = time.perf_counter()
-    summary = toy_module.make_toy_sports(str(tmp_path), seed=0)
+    summary = toy_sports.make_toy_sports(str(tmp_path), seed=0)
     seconds = time.perf_counter() - start
     assert seconds < MAX_GENERATION_SECONDS, f'generation took {seconds:.1f} s'
     print(
@@ -38,11 +39,11 @@ def test_default_dataset_is_fast_complete_and_long_tailed(tmp_path, toy_module):
     gt = load_pickle(summary['gt_file'])
     check_gt_keys(gt, summary['gt_file'])
     validate_gt(gt, summary['gt_file'])  # tubes inside the videos, contiguous frames
-    assert gt['labels'] == [name for name, _, _ in toy_module.TOY_CLASSES]
+    assert gt['labels'] == [name for name, _, _ in toy_sports.TOY_CLASSES]
     videos = split_video_names(gt, 'train') + split_video_names(gt, 'val')
     assert 24 <= len(videos) <= 60  # a few dozen videos
     assert 200 <= summary['num_frames'] <= 1000  # a few hundred frames
-    assert all(v.startswith(toy_module.SPORT + '/') for v in videos)
+    assert all(v.startswith(toy_sports.SPORT + '/') for v in videos)
 
     # Every video has several players: its frames carry at least 2 tubes or idle players.
     for video in videos[:3]:
@@ -59,7 +60,7 @@ def test_default_dataset_is_fast_complete_and_long_tailed(tmp_path, toy_module):
         assert (height, width) == tuple(gt['resolution'][video])
 
     boxes = _class_boxes(gt, 'train')
-    tails = [i for i, (_, _, tail) in enumerate(toy_module.TOY_CLASSES) if tail]
+    tails = [i for i, (_, _, tail) in enumerate(toy_sports.TOY_CLASSES) if tail]
     heads = [i for i in range(len(boxes)) if i not in tails]
     ratio = boxes[heads].min() / boxes[tails].max()
     assert TAIL_RATIO_RANGE[0] <= ratio <= TAIL_RATIO_RANGE[1], boxes
@@ -69,7 +70,7 @@ def test_default_dataset_is_fast_complete_and_long_tailed(tmp_path, toy_module):
     assert osp.isfile(summary['annotation_files']['val'])
 
 
-def test_same_seed_same_bytes_other_seed_other_data(tmp_path, toy_module):
+def test_same_seed_same_bytes_other_seed_other_data(tmp_path):
     sizes = dict(
         num_train_videos=3,
         num_val_videos=2,
@@ -77,22 +78,22 @@ def test_same_seed_same_bytes_other_seed_other_data(tmp_path, toy_module):
         head_tube_len=(5, 8),
         tail_tubes=dict(train=1, val=1),
     )
-    first = toy_module.make_toy_sports(str(tmp_path / 'a'), seed=7, prepare=False, **sizes)
-    second = toy_module.make_toy_sports(str(tmp_path / 'b'), seed=7, prepare=False, **sizes)
-    third = toy_module.make_toy_sports(str(tmp_path / 'c'), seed=8, prepare=False, **sizes)
+    first = toy_sports.make_toy_sports(str(tmp_path / 'a'), seed=7, prepare=False, **sizes)
+    second = toy_sports.make_toy_sports(str(tmp_path / 'b'), seed=7, prepare=False, **sizes)
+    third = toy_sports.make_toy_sports(str(tmp_path / 'c'), seed=8, prepare=False, **sizes)
     assert filecmp.cmp(first['gt_file'], second['gt_file'], shallow=False)
     for a, b in zip(first['proposal_files'], second['proposal_files']):
         assert filecmp.cmp(a, b, shallow=False)
     assert not filecmp.cmp(first['gt_file'], third['gt_file'], shallow=False)
 
 
-def _render(toy_module, labels, seed=0, **overrides):
-    sizes = toy_module.ToySportsSizes(**overrides)
-    return sizes, toy_module._render_video(sizes, labels, np.random.default_rng(seed))
+def _render(labels, seed=0, **overrides):
+    sizes = toy_sports.ToySportsSizes(**overrides)
+    return sizes, toy_sports.render_video(sizes, labels, np.random.default_rng(seed))
 
 
-def _label(toy_module, name):
-    return [n for n, _, _ in toy_module.TOY_CLASSES].index(name)
+def _label(name):
+    return [n for n, _, _ in toy_sports.TOY_CLASSES].index(name)
 
 
 def _crop(frame, box):
@@ -100,10 +101,10 @@ def _crop(frame, box):
     return frame[max(y1, 0) : y2, max(x1, 0) : x2]
 
 
-def test_context_classes_differ_only_outside_the_person_box(toy_module):
+def test_context_classes_differ_only_outside_the_person_box():
     """Person-box pixels of red-ball, blue-ball and idle players are identical."""
-    labels = [_label(toy_module, 'carry red ball'), _label(toy_module, 'carry blue ball'), None]
-    sizes, (frames, tubes, person_boxes) = _render(toy_module, labels, background_noise=0.0)
+    labels = [_label('carry red ball'), _label('carry blue ball'), None]
+    sizes, (frames, tubes, person_boxes) = _render(labels, background_noise=0.0)
     red_frames = set(tubes[labels[0]][0][:, 0].astype(int).tolist())
     blue_frames = set(tubes[labels[1]][0][:, 0].astype(int).tolist())
     both = sorted(red_frames & blue_frames)
@@ -118,19 +119,17 @@ def test_context_classes_differ_only_outside_the_person_box(toy_module):
             x1, y1, x2, y2 = person_boxes[frame - 1, p]
             w, h = x2 - x1, y2 - y1
             extended.append(_crop(image, (x1 - w / 2, y1 - h / 2, x2 + w / 2, y2 + h / 2)))
-        red = np.all(extended[0] == toy_module.BALL_COLOURS['carry red ball'], axis=-1)
-        blue = np.all(extended[1] == toy_module.BALL_COLOURS['carry blue ball'], axis=-1)
+        red = np.all(extended[0] == toy_sports.BALL_COLOURS['carry red ball'], axis=-1)
+        blue = np.all(extended[1] == toy_sports.BALL_COLOURS['carry blue ball'], axis=-1)
         assert red.sum() > 20 and blue.sum() > 20
         assert not np.any(np.all(extended[2] == (0, 0, 255), axis=-1))
 
 
-def test_distractor_balls_lie_outside_every_2x_box(toy_module):
+def test_distractor_balls_lie_outside_every_2x_box():
     """Distractors are visible near idle players but never inside a 2x extended box."""
-    labels = [None, _label(toy_module, 'jump'), None]
-    sizes, (frames, _, person_boxes) = _render(
-        toy_module, labels, background_noise=0.0, distractor_rate=1.0
-    )
-    ball_colours = np.array(list(toy_module.BALL_COLOURS.values()))  # (3, 3)
+    labels = [None, _label('jump'), None]
+    sizes, (frames, _, person_boxes) = _render(labels, background_noise=0.0, distractor_rate=1.0)
+    ball_colours = np.array(list(toy_sports.BALL_COLOURS.values()))  # (3, 3)
     for t, image in enumerate(frames):
         is_ball = np.any(np.all(image[:, :, None] == ball_colours, axis=-1), axis=-1)  # (H, W)
         assert is_ball.sum() > 0, f'frame {t + 1}: no distractor drawn'
@@ -140,13 +139,13 @@ def test_distractor_balls_lie_outside_every_2x_box(toy_module):
             assert not window.any(), f'frame {t + 1}: a distractor inside a 2x box'
 
 
-def test_motion_classes_move_as_named(toy_module):
+def test_motion_classes_move_as_named():
     labels = [
-        _label(toy_module, 'run left'),
-        _label(toy_module, 'run right'),
-        _label(toy_module, 'jump'),
+        _label('run left'),
+        _label('run right'),
+        _label('jump'),
     ]
-    sizes, (frames, tubes, person_boxes) = _render(toy_module, labels)
+    sizes, (frames, tubes, person_boxes) = _render(labels)
     left, right, jump = (tubes[label][0] for label in labels)
     assert left[-1, 1] - left[0, 1] == -sizes.run_speed * (len(left) - 1)
     assert right[-1, 1] - right[0, 1] == sizes.run_speed * (len(right) - 1)
@@ -186,15 +185,15 @@ def test_proposals_have_jitter_misses_and_false_positives(small_toy):
     assert false_positives > 0
 
 
-def test_tail_context_class_carries_both_head_class_balls(toy_module):
+def test_tail_context_class_carries_both_head_class_balls():
     """'carry red and blue ball' shows a red and a blue ball, both inside the 2x box."""
-    labels = [_label(toy_module, 'carry red and blue ball'), None, None]
+    labels = [_label('carry red and blue ball'), None, None]
     sizes, (frames, tubes, person_boxes) = _render(
-        toy_module, labels, background_noise=0.0, tail_tube_len=(6, 6), distractor_rate=0.0
+        labels, background_noise=0.0, tail_tube_len=(6, 6), distractor_rate=0.0
     )
     tube = tubes[labels[0]][0]
     assert len(tube) == 6
-    colours = [toy_module.BALL_COLOURS[name] for name in ('carry red ball', 'carry blue ball')]
+    colours = [toy_sports.BALL_COLOURS[name] for name in ('carry red ball', 'carry blue ball')]
     for frame in tube[:, 0].astype(int):
         image = frames[frame - 1]
         x1, y1, x2, y2 = person_boxes[frame - 1, 0]
@@ -213,25 +212,25 @@ def test_tail_context_class_carries_both_head_class_balls(toy_module):
     assert not ball_pixels.any()
 
 
-def test_tail_tube_lengths_per_split(toy_module):
-    sizes = toy_module.ToySportsSizes(tail_tube_len=dict(train=(4, 5), val=(14, 16)))
-    tail = _label(toy_module, 'jump with red ball')
-    assert toy_module._tube_length_range(sizes, tail, 'train') == (4, 5)
-    assert toy_module._tube_length_range(sizes, tail, 'val') == (14, 16)
-    head = _label(toy_module, 'jump')
-    assert toy_module._tube_length_range(sizes, head, 'val') == sizes.head_tube_len
+def test_tail_tube_lengths_per_split():
+    sizes = toy_sports.ToySportsSizes(tail_tube_len=dict(train=(4, 5), val=(14, 16)))
+    tail = _label('jump with red ball')
+    assert toy_sports.tube_length_range(sizes, tail, 'train') == (4, 5)
+    assert toy_sports.tube_length_range(sizes, tail, 'val') == (14, 16)
+    head = _label('jump')
+    assert toy_sports.tube_length_range(sizes, head, 'val') == sizes.head_tube_len
 
 
-def test_tail_jumper_bounces_like_a_jumper_with_the_red_ball_above_its_head(toy_module):
+def test_tail_jumper_bounces_like_a_jumper_with_the_red_ball_above_its_head():
     """'jump with red ball' combines the motion of 'jump' with the ball of 'carry red ball'."""
-    labels = [_label(toy_module, 'jump with red ball'), _label(toy_module, 'jump'), None]
+    labels = [_label('jump with red ball'), _label('jump'), None]
     sizes, (frames, tubes, person_boxes) = _render(
-        toy_module, labels, background_noise=0.0, tail_tube_len=(14, 14)
+        labels, background_noise=0.0, tail_tube_len=(14, 14)
     )
     tail, jump = tubes[labels[0]][0], tubes[labels[1]][0]
     assert np.ptp(tail[:, 2]) >= sizes.jump_height * 0.8 and np.ptp(tail[:, 1]) == 0
     assert np.ptp(tail[:, 2]) == np.ptp(jump[:, 2])  # the same hops as a jumper
-    red = toy_module.BALL_COLOURS['carry red ball']
+    red = toy_sports.BALL_COLOURS['carry red ball']
     for frame in tail[:, 0].astype(int):
         x1, y1, x2, y2 = person_boxes[frame - 1, 0]
         w, h = x2 - x1, y2 - y1
@@ -243,11 +242,11 @@ def test_tail_jumper_bounces_like_a_jumper_with_the_red_ball_above_its_head(toy_
     assert not np.all(frames[outside[0] - 1] == red, axis=-1).any()
 
 
-def test_clip_level_annotations_pool_every_player_into_one_whole_frame_box(tmp_path, toy_module):
+def test_clip_level_annotations_pool_every_player_into_one_whole_frame_box(tmp_path):
     root = str(tmp_path / 'pretraining')
-    toy_module.make_toy_sports(root, seed=5, num_train_videos=3, num_val_videos=3)
+    toy_sports.make_toy_sports(root, seed=5, num_train_videos=3, num_val_videos=3)
     frames = load_pickle(osp.join(root, 'annotations', 'toy_sports_train.pkl'))['annotations']
-    outputs = toy_module.write_clip_level_annotations(root)
+    outputs = toy_sports.write_clip_level_annotations(root)
     clips = load_pickle(outputs['ann_file'])
     proposals = load_pickle(outputs['proposal_file'])
     assert clips['format'] == 'pcca_plugin.multisports_frames'
@@ -255,20 +254,20 @@ def test_clip_level_annotations_pool_every_player_into_one_whole_frame_box(tmp_p
     multi_player = 0
     for key, frame in frames.items():
         clip = clips['annotations'][key]
-        assert clip['bboxes'].tolist() == [list(toy_module.WHOLE_FRAME_BOX)]
-        assert clip['labels'].shape == (1, len(toy_module.TOY_CLASSES))
+        assert clip['bboxes'].tolist() == [list(toy_sports.WHOLE_FRAME_BOX)]
+        assert clip['labels'].shape == (1, len(toy_sports.TOY_CLASSES))
         union = frame['labels'].max(axis=0)  # every action of every player in the frame
         assert np.array_equal(clip['labels'][0], union)
         multi_player += int(union.sum() > 1)
-        assert proposals[key].tolist() == [[*toy_module.WHOLE_FRAME_BOX, 1.0]]
+        assert proposals[key].tolist() == [[*toy_sports.WHOLE_FRAME_BOX, 1.0]]
     assert multi_player > 0, 'no frame with two acting players: the union was not tested'
     # The frame annotations the detectors train on are left as they were.
     again = load_pickle(osp.join(root, 'annotations', 'toy_sports_train.pkl'))['annotations']
     assert all(np.array_equal(again[k]['bboxes'], frames[k]['bboxes']) for k in frames)
 
 
-def test_clip_level_annotations_need_prepared_data(tmp_path, toy_module):
+def test_clip_level_annotations_need_prepared_data(tmp_path):
     import pytest
 
     with pytest.raises(FileNotFoundError, match='toy_sports_train.pkl.*prepare=True'):
-        toy_module.write_clip_level_annotations(str(tmp_path))
+        toy_sports.write_clip_level_annotations(str(tmp_path))
