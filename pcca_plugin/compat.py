@@ -19,6 +19,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.metadata
+import importlib.util
 import pickle
 import sys
 import types
@@ -108,11 +109,13 @@ def fix_mmaction_importlib_metadata() -> bool:
     """
     if 'importlib_metadata' in sys.modules:
         return False
-    try:
-        importlib.import_module('importlib_metadata')
-        return False
+    try:  # look for the backport without importing it (its import adds a finder to sys.meta_path)
+        installed = importlib.util.find_spec('importlib_metadata') is not None
     except ImportError:
-        sys.modules['importlib_metadata'] = importlib.metadata
+        installed = False
+    if installed:
+        return False
+    sys.modules['importlib_metadata'] = importlib.metadata
     return True
 
 

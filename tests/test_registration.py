@@ -18,8 +18,8 @@ import textwrap
 import pytest
 from mmengine.config import Config
 
-from pcca_plugin.testing import repo_path
 from pcca_plugin.datasets.toy_sports import make_toy_sports, write_clip_level_annotations
+from pcca_plugin.testing import repo_path
 
 TINY_PCCA_CONFIG = 'configs/pcca/pcca_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb.py'
 #: The toy configs read their data from this path, relative to the working directory.

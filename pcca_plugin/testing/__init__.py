@@ -39,7 +39,7 @@ def run_tool(
     """Run ``tools/<script>`` with this interpreter, as a user would; never raises on failure.
 
     Args:
-        script: the path under ``tools/``, e.g. ``'eval_multisports.py'`` or ``'det/eval_proposals.py'``.
+        script: the path under ``tools/``, e.g. ``'det/eval_proposals.py'``.
         args: its command-line arguments.
         cwd: the working directory (default: the current one).
         env: the environment (default: :func:`subprocess_env`).

@@ -171,8 +171,9 @@ def run_unsafely(
     """Run the statement ``load`` (plain pickle by default) on ``path`` in a child process.
 
     The child imports the classes a payload names from the installed package
-    (this module is ``pcca_plugin.testing.malicious_pickles``). Waits up to :data:`MARKER_WAIT_S` for every marker (a
-    payload may start a process that writes it). Returns the child's stderr.
+    (this module is ``pcca_plugin.testing.malicious_pickles``). Waits up to
+    :data:`MARKER_WAIT_S` for every marker (a payload may start a process that
+    writes it). Returns the child's stderr.
     """
     markers = [markers] if isinstance(markers, str) else list(markers)
     code = f'import pickle, sys; path = sys.argv[1]; {load}'

@@ -14,6 +14,9 @@ import pickletools
 import numpy as np
 import pytest
 
+from pcca_plugin.testing.malicious_pickles import pickle_payloads, run_unsafely
+from pcca_plugin.testing.numpy1_reference import PROTOCOLS, reference_object, reference_path
+from pcca_plugin.testing.pickle_styles import STYLES, assert_same, write
 from pcca_plugin.utils.pickle_io import (
     PICKLE_STYLES,
     UnsafePickleError,
@@ -21,10 +24,6 @@ from pcca_plugin.utils.pickle_io import (
     dumps_pickle,
     load_pickle,
 )
-
-from pcca_plugin.testing.malicious_pickles import pickle_payloads, run_unsafely
-from pcca_plugin.testing.numpy1_reference import PROTOCOLS, reference_object, reference_path
-from pcca_plugin.testing.pickle_styles import STYLES, assert_same, write
 
 
 def expected_after(style: str) -> dict:

@@ -7,8 +7,9 @@ MultiSports release's protocol 2) under protocols 0, 2, 5; and a Python 2
 ``cPickle`` protocol 2 with byte strings. Each step's result on such files
 must equal its result on the project's own (portable) files or on the
 in-memory objects: preparation, the dataset, frame-mAP, linking, video-mAP,
-the metric, ``tools/eval_multisports.py`` (a subprocess), ``tools/ensemble.py``
-and the proposal tools. The builders are the existing tests' own.
+the metric, the evaluation command line (its package call, and once as a
+command), the ensemble and the proposal evaluation, COCO conversion and video
+listing. The builders are ``pcca_plugin.testing.evaluation``'s.
 
 A GT without ``train_videos`` (the official evaluation never reads it)
 evaluates; only training-data preparation refuses it, naming the key, the
@@ -17,27 +18,33 @@ file and the step.
 
 import json
 import os
-import os.path as osp
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from test_datasets.test_preparation import _tiny_gt
-from test_evaluation.cases import make_case
-from test_evaluation.test_metric import evaluate, perfect_samples
-from test_evaluation.test_metric import make_gt as make_metric_gt
-from test_inference.test_ensemble import ensemble
-from test_inference.test_ensemble import make_dets as make_ensemble_dets
-from test_inference.test_ensemble import make_gt as make_ensemble_gt
-from test_proposals.conftest import load_tool
 
 from pcca_plugin.datasets import MultiSportsDataset
 from pcca_plugin.datasets.preparation import prepare_multisports, split_video_names
-from pcca_plugin.evaluation import MultiSportsTubeMetric
 from pcca_plugin.evaluation.functional import frame_ap, link_tubes, video_ap
+from pcca_plugin.evaluation.functional.ensemble import ensemble_files
+from pcca_plugin.evaluation.metrics import MultiSportsTubeMetric
+from pcca_plugin.evaluation.tasks import run_task, write_json
 from pcca_plugin.proposals import evaluate_proposal_file_contents
+from pcca_plugin.proposals.coco_format import write_coco_files
+from pcca_plugin.proposals.evaluation_report import evaluate_proposal_files
+from pcca_plugin.proposals.generation import ALL_SPLITS, collect_sources
+from pcca_plugin.testing import run_tool
+from pcca_plugin.testing.evaluation import (
+    evaluate_metric,
+    gt_boxes_as_proposals,
+    make_case,
+    make_ensemble_dets,
+    make_metric_gt,
+    make_preparation_gt,
+    perfect_samples,
+    write_ensemble_inputs,
+)
+from pcca_plugin.testing.pickle_styles import STYLES, assert_same, write
 from pcca_plugin.utils.multisports_format import (
     EVALUATION_GT_KEYS,
     TRAINING_PREPARATION_GT_KEYS,
@@ -46,9 +53,6 @@ from pcca_plugin.utils.multisports_format import (
 )
 from pcca_plugin.utils.pickle_io import dump_pickle, dumps_pickle, load_pickle
 
-from pcca_plugin.testing.pickle_styles import STYLES, assert_same, write
-
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 STYLE_NAMES = sorted(STYLES)
 #: The style of the real MultiSports release and of the official tools.
 RELEASE_STYLE = 'numpy1-protocol2'
@@ -66,27 +70,9 @@ def person_boxes(gt, value=(0.1, 0.1, 0.3, 0.9, 0.95)):
     }
 
 
-def gt_boxes_as_proposals(gt, videos):
-    """The GT person boxes of ``videos`` as normalised proposals (AP and AR 100)."""
-    proposals = {}
-    for video in videos:
-        height, width = gt['resolution'][video]
-        per_frame = {}
-        for tubes in gt['gttubes'][video].values():
-            for tube in tubes:
-                for frame, *box in tube:
-                    per_frame.setdefault(int(frame), []).append(box)
-        for frame, rows in per_frame.items():
-            rows = np.unique(np.asarray(rows, dtype=np.float64), axis=0)
-            rows = rows / [width, height, width, height]
-            scores = np.linspace(1.0, 0.5, len(rows))[:, None]
-            proposals[frame_key(video, frame)] = np.concatenate([rows, scores], 1)
-    return proposals
-
-
 @pytest.mark.parametrize('style', STYLE_NAMES)
 def test_preparation_and_dataset(style, tmp_path):
-    gt = _tiny_gt()
+    gt = make_preparation_gt()
     boxes = person_boxes(gt)
     styled = prepare_multisports(
         write(gt, tmp_path / 'gt.pkl', style),
@@ -152,26 +138,33 @@ def test_frame_map_linking_video_map_and_metric(style, tmp_path):
     )
 
     metric_gt = make_metric_gt(num_videos=2)
-    from_file = evaluate(
+    from_file = evaluate_metric(
         MultiSportsTubeMetric(write(metric_gt, tmp_path / 'metric_gt.pkl', style)),
         perfect_samples(metric_gt),
     )
-    from_dict = evaluate(MultiSportsTubeMetric(metric_gt), perfect_samples(metric_gt))
+    from_dict = evaluate_metric(MultiSportsTubeMetric(metric_gt), perfect_samples(metric_gt))
     assert from_file == from_dict and from_file['frame_mAP@0.5'] == pytest.approx(100.0)
 
 
-def run_cli(*args, in_process: bool = True) -> None:
-    """``tools/eval_multisports.py ARGS``: imported and called, or as a command (subprocess)."""
-    if in_process:
-        load_tool('tools/eval_multisports.py').main([*args, '--no-progress'])
+def eval_multisports(task, gt_path, dets_path, json_file=None, as_command=False, **options):
+    """``tools/eval_multisports.py TASK GT DETS``: as a command (subprocess) or its package call."""
+    if not as_command:
+        report, _ = run_task(task, gt_path, dets_path, progress=False, **options)
+        if json_file:
+            write_json(report, json_file)
         return
-    command = [sys.executable, osp.join(REPO_ROOT, 'tools', 'eval_multisports.py'), *args]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    flags = dict(thr='-t', out='-o', len_thr='--len-thr')
+    arguments = [task, gt_path, dets_path, '--no-progress']
+    for name, value in options.items():
+        arguments += [flags[name], str(value)]
+    if json_file:
+        arguments += ['--json', json_file]
+    result = run_tool('eval_multisports.py', *arguments)
     assert result.returncode == 0, result.stderr
 
 
-#: (style, as a subprocess): every style in process; frameAP on the release's style as a
-#: command too (one process: importing the stack costs seconds on a small machine).
+#: (style, as a subprocess): every style through the package; frameAP on the release's style as
+#: a command too (one process per style would repeat the interpreter start for nothing).
 CLI_CASES = [pytest.param(style, False, id=style) for style in STYLE_NAMES] + [
     pytest.param(RELEASE_STYLE, True, id=f'{RELEASE_STYLE}-command')
 ]
@@ -184,37 +177,28 @@ def test_eval_multisports_cli(style, as_command, tmp_path):
     dets_path = write(dets, tmp_path / 'frame_dets.pkl', style)
     frame_json, video_json = str(tmp_path / 'frame.json'), str(tmp_path / 'video.json')
     linked = str(tmp_path / 'linked.pkl')
-    run_cli('frameAP', gt_path, dets_path, '--json', frame_json, in_process=not as_command)
+    eval_multisports('frameAP', gt_path, dets_path, frame_json, as_command)
     assert json.load(open(frame_json))['frameAP']['mAP'] == frame_ap(gt, dets).mean_ap
-    run_cli('link', gt_path, dets_path, '-o', linked, '--len-thr', str(LEN_THR))
+    eval_multisports('link', gt_path, dets_path, out=linked, len_thr=LEN_THR)
     expected_tubes = link_tubes(gt, dets, len_thr=LEN_THR)
     # The CLI writes portable pickles: numpy scalars become Python scalars.
     assert_same(pickle.loads(dumps_pickle(expected_tubes)), load_pickle(linked))
     tubes_path = write(expected_tubes, tmp_path / 'video_dets.pkl', style)
-    run_cli('videoAP', gt_path, tubes_path, '-t', '0.2', '--json', video_json)
+    eval_multisports('videoAP', gt_path, tubes_path, video_json, thr=VIDEO_IOU_THR)
     report = json.load(open(video_json))['videoAP']
     assert report['mAP'] == video_ap(gt, expected_tubes, VIDEO_IOU_THR).mean_ap
 
 
 @pytest.mark.parametrize('style', STYLE_NAMES)
-def test_ensemble_tool(style, tmp_path):
-    gt = make_ensemble_gt()
+def test_ensemble(style, tmp_path):
     outputs = {}
-    for kind, writer in (('plain', None), ('styled', style)):
+    writers = dict(plain=dump_pickle, styled=lambda obj, path: write(obj, path, style))
+    for kind, writer in writers.items():
         folder = tmp_path / kind
         folder.mkdir()
-        paths = []
-        for seed in (1, 2):
-            path = folder / f'dets_{seed}.pkl'
-            if writer:
-                write(make_ensemble_dets(seed), path, writer)
-            else:
-                dump_pickle(make_ensemble_dets(seed), path)
-            paths.append(str(path))
-        gt_path = folder / 'gt.pkl'
-        write(gt, gt_path, writer) if writer else dump_pickle(gt, gt_path)
+        paths, gt_path = write_ensemble_inputs(str(folder), write=writer)
         out = str(folder / 'ensemble.pkl')
-        ensemble.main(paths + ['-o', out, '--gt', str(gt_path), '--weights', '1', '3'])
+        ensemble_files(paths, out=out, weights=[1, 3], gt_file=gt_path)
         outputs[kind] = load_pickle(out)
     np.testing.assert_array_equal(outputs['styled'], outputs['plain'])
     expected = (make_ensemble_dets(1)[:, 3] + 3 * make_ensemble_dets(2)[:, 3]) / 4
@@ -223,39 +207,27 @@ def test_ensemble_tool(style, tmp_path):
 
 @pytest.mark.parametrize('style', STYLE_NAMES)
 def test_proposal_tools(style, tmp_path):
-    gt = _tiny_gt()
+    gt = make_preparation_gt()
     val_videos = list(gt['test_videos'][0])
     gt_path = write(gt, tmp_path / 'gt.pkl', style)
     props_path = write(gt_boxes_as_proposals(gt, val_videos), tmp_path / 'props.pkl', style)
-    json_file = str(tmp_path / 'eval.json')
-    load_tool('tools/det/eval_proposals.py').main(
-        [props_path, gt_path, '--split', 'val', '--json', json_file]
-    )
-    overall = json.load(open(json_file))['overall']
+    overall = evaluate_proposal_files(props_path, gt_path, split='val')['overall']
     assert overall['AP'] == pytest.approx(100.0) and overall['AR'] == pytest.approx(100.0)
 
-    to_coco = load_tool('tools/data/multisports/to_coco.py')
-    styled = to_coco.main([gt_path, '--out-dir', str(tmp_path / 'styled'), '--prefix', 'p'])
     dump_pickle(gt, tmp_path / 'plain_gt.pkl')
-    plain = to_coco.main(
-        [str(tmp_path / 'plain_gt.pkl'), '--out-dir', str(tmp_path / 'plain'), '--prefix', 'p']
-    )
-    for a, b in zip(plain, styled):
+    styled = write_coco_files(gt_path, str(tmp_path / 'styled'), prefix='p')
+    plain = write_coco_files(str(tmp_path / 'plain_gt.pkl'), str(tmp_path / 'plain'), prefix='p')
+    for (a, _), (b, _) in zip(plain.values(), styled.values()):
         expected, actual = json.load(open(a)), json.load(open(b))
         assert actual.pop('info')['description'].endswith(gt_path)  # names its own GT file
         expected.pop('info')
         assert actual == expected
 
-    generate = load_tool('tools/det/generate_proposals.py')
     frame_root = tmp_path / 'frames'
     for video in gt['nframes']:
         os.makedirs(frame_root / video)
-    args = generate.parse_args(
-        ['det.py', 'det.pth', '--gt', gt_path, '--split', 'all', '--out', 'x.pkl']
-        + ['--frame-root', str(frame_root)]
-    )
-    names = [source.name for source in generate.collect_sources(args)]
-    assert names == list(gt['train_videos'][0]) + val_videos
+    sources = collect_sources(gt_file=gt_path, split=ALL_SPLITS, frame_root=str(frame_root))
+    assert [source.name for source in sources] == list(gt['train_videos'][0]) + val_videos
 
 
 # --- a GT without train_videos: each step asks only for the keys it reads -----------------
@@ -276,13 +248,15 @@ def test_gt_without_train_videos_evaluates(release_gt_without_train_videos, tmp_
     assert frame_ap(gt_path, dets_path).mean_ap == frame_ap(gt, dets).mean_ap
     tubes = link_tubes(gt_path, dets_path, len_thr=LEN_THR)
     assert video_ap(gt_path, tubes, VIDEO_IOU_THR).mean_ap == video_ap(gt, tubes, 0.2).mean_ap
-    run_cli('frameAP', gt_path, dets_path, '--json', str(tmp_path / 'f.json'))
+    eval_multisports('frameAP', gt_path, dets_path, str(tmp_path / 'f.json'))
     assert json.load(open(tmp_path / 'f.json'))['frameAP']['mAP'] == frame_ap(gt, dets).mean_ap
 
     metric_gt = make_metric_gt(num_videos=2)
     del metric_gt['train_videos']
     metric = MultiSportsTubeMetric(write(metric_gt, tmp_path / 'metric_gt.pkl', RELEASE_STYLE))
-    assert evaluate(metric, perfect_samples(metric_gt))['frame_mAP@0.5'] == pytest.approx(100.0)
+    assert evaluate_metric(metric, perfect_samples(metric_gt))['frame_mAP@0.5'] == pytest.approx(
+        100.0
+    )
 
     # Proposals of the validation split need no train_videos either; the train split does.
     proposals = gt_boxes_as_proposals(gt, gt['test_videos'][0])
