@@ -18,7 +18,6 @@ MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 PYTHON=${PYTHON:-python}
 TOOLS_DIR=$(cd "$(dirname "$0")" && pwd)
 
-PYTHONPATH="$TOOLS_DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
 "$PYTHON" -m torch.distributed.run \
     --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
     --nproc_per_node="$NUM_PROCS" --master_port="$PORT" \

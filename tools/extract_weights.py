@@ -7,13 +7,14 @@ Usage::
 
 The output loads into a detector with ``model.init_cfg=dict(type='Pretrained',
 checkpoint=...)`` and fills only that submodule (see
-``pcca_plugin.utils.extract_submodule_weights``).
+``pcca_plugin.models.extract_submodule_weights``).
 """
 
 import argparse
-import os.path as osp
-import sys
 from typing import List, Optional
+
+from pcca_plugin.models.checkpoint_surgery import extract_submodule_weights
+from pcca_plugin.utils.cli import add_debug_argument, run_cli
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -21,9 +22,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument('checkpoint', help='an mmengine checkpoint')
     parser.add_argument('out_file', help='where to write the kept weights')
     parser.add_argument('--prefix', default='backbone.', help='names to keep (default backbone.)')
-    args = parser.parse_args(argv)
-    from pcca_plugin.utils import extract_submodule_weights
-
+    args = add_debug_argument(parser).parse_args(argv)
     summary = extract_submodule_weights(args.checkpoint, args.out_file, prefix=args.prefix)
     print(
         f'{summary["num_tensors"]} tensors ({summary["num_values"]} values) named '
@@ -32,5 +31,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-    main()
+    run_cli(main)

@@ -32,7 +32,6 @@ PYTHON=${PYTHON:-python}
 TOOLS_DIR=$(cd "$(dirname "$0")" && pwd)
 
 # shellcheck disable=SC2086  # SRUN_ARGS is a list of words on purpose
-PYTHONPATH="$TOOLS_DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
 srun -p "$PARTITION" --job-name="$JOB_NAME" \
     "${GRES_ARGS[@]}" --ntasks="$GPUS" --ntasks-per-node="$GPUS_PER_NODE" \
     --cpus-per-task="$CPUS_PER_TASK" --kill-on-bad-exit=1 ${SRUN_ARGS} \

@@ -7,65 +7,19 @@ Usage::
     bash tools/slurm_train.sh PARTITION JOB CONFIG [same options]  # srun, --launcher slurm
 
 On a machine without CUDA the distributed launchers fall back to the ``gloo``
-backend, initialise the process group themselves (mmengine 0.10's
-``init_dist`` calls ``torch.cuda.set_device``) and use a DDP wrapper without
-``device_ids`` (mmengine passes ``device_ids=[LOCAL_RANK]``, which torch
-refuses for CPU modules), so the same commands train on CPU processes.
+backend, so the same commands train on CPU processes
+(:mod:`pcca_plugin.engine.distributed`). The run is
+:func:`pcca_plugin.apis.run_train`.
 """
 
 import argparse
-import os
-import os.path as osp
-import sys
 from typing import List, Optional
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+from mmengine.runner import Runner
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-import pcca_plugin  # noqa: E402,F401  (registers components, applies compat fixes)
-from pcca_plugin.engine.amp import enable_amp  # noqa: E402
-from pcca_plugin.engine.distributed import (  # noqa: E402
-    LAUNCHERS,
-    check_slurm_environment,
-    configure_launcher,
-    destroy_process_group_after_success,
-)
-
-
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments shared by ``train.py`` and ``test.py``."""
-    parser.add_argument('--work-dir', help='folder for logs and checkpoints')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config entries, e.g. train_cfg.max_epochs=1 (key=value pairs)',
-    )
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK instead.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-
-
-def load_config(args: argparse.Namespace) -> Config:
-    """Config file + ``--cfg-options`` + work dir + launcher settings."""
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'{args.config}: no such config file')
-    if args.launcher == 'slurm':  # before any work: srun's variables are needed
-        check_slurm_environment()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
-    return configure_launcher(cfg, args.launcher)
+import pcca_plugin
+from pcca_plugin.apis import RESUME_LATEST, add_runner_arguments, run_train
+from pcca_plugin.utils.cli import add_debug_argument, run_cli
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -74,7 +28,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--resume',
         nargs='?',
-        const='auto',
+        const=RESUME_LATEST,
         help='resume from CKPT, or from the latest checkpoint of the work dir when no CKPT',
     )
     parser.add_argument(
@@ -83,25 +37,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='mixed precision (float16 on CUDA, bfloat16 on CPU); the config switch amp=True '
         'does the same',
     )
-    add_common_arguments(parser)
-    return parser.parse_args(argv)
+    add_runner_arguments(parser)
+    return add_debug_argument(parser).parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> Runner:
     """Build the Runner from the config and train; return the Runner."""
     args = parse_args(argv)
-    cfg = load_config(args)
-    if args.amp or cfg.get('amp', False):
-        enable_amp(cfg, 'tools/train.py --amp' if args.amp else f'{args.config}: amp=True')
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        cfg.resume, cfg.load_from = True, args.resume
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    destroy_process_group_after_success()
-    return runner
+    pcca_plugin.register_all_modules()
+    return run_train(
+        args.config,
+        work_dir=args.work_dir,
+        cfg_options=args.cfg_options,
+        launcher=args.launcher,
+        local_rank=args.local_rank,
+        resume=args.resume,
+        amp=args.amp,
+    )
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -7,6 +7,7 @@ mmengine's ``WEIGHT_INITIALIZERS``.
 """
 
 from .bbox_heads import LinearBBoxHead, NegativeRoILossMixin, PCCABBoxHead
+from .checkpoint_surgery import extract_submodule_weights
 from .config_checks import check_config_consistency
 from .layers import (
     CrossAttentionLayer,
@@ -25,13 +26,24 @@ from .roi_extractors import ContextRoIExtractor, clip_boxes, scale_boxes, tempor
 from .roi_heads import PCCARoIHead
 from .tta import (
     SpatioTemporalTTAModel,
+    apply_tta,
     build_tta_pipeline,
     flip_permutation,
     merge_view_scores,
     unflip_boxes,
 )
+from .weight_conversion import (
+    ConversionError,
+    convert_slowfast_checkpoint,
+    write_converted_checkpoint,
+)
 
 __all__ = [
+    'ConversionError',
+    'convert_slowfast_checkpoint',
+    'extract_submodule_weights',
+    'write_converted_checkpoint',
+    'apply_tta',
     'CheckedPretrainedInit',
     'PretrainedWeightsError',
     'check_fit',

@@ -23,9 +23,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmaction.registry import MODELS
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel
 from mmengine.structures import InstanceData
 from torch import Tensor
+
+from ..registration import build_registered
 
 #: Short sides of the default views: 256x455 and 360x640 for 16:9 MultiSports videos.
 DEFAULT_TTA_SCALES: Tuple[int, ...] = (256, 360)
@@ -34,6 +38,8 @@ TTA_FLIP_KEY = 'tta_flip'
 #: Largest difference (normalised coordinates) between a view's unflipped proposal
 #: boxes and the reference view's before the views count as different proposals.
 DEFAULT_BOX_ATOL = 1e-3
+#: The TTA model of a config without ``tta_model`` (``tools/test.py --tta``).
+DEFAULT_TTA_MODEL = dict(type='SpatioTemporalTTAModel', scales=DEFAULT_TTA_SCALES, flip=True)
 
 
 def unflip_boxes(boxes: Tensor, crop_quadruple: Optional[Sequence[float]] = None) -> Tensor:
@@ -165,10 +171,11 @@ class SpatioTemporalTTAModel(BaseTTAModel):
     ) -> None:
         if isinstance(module, dict):
             # The detector's own scope (FastRCNN lives in mmdet) is given by its `_scope_`.
-            module = MODELS.build(
+            module = build_registered(
+                MODELS,
                 dict(module, data_preprocessor=data_preprocessor)
                 if data_preprocessor is not None
-                else module
+                else module,
             )
         super().__init__(module=module)
         if scales is not None:
@@ -356,10 +363,45 @@ def build_tta_pipeline(
     return loading + [dict(type='TestTimeAug', transforms=transforms)]
 
 
+def innermost_dataset(dataset_cfg: ConfigDict) -> ConfigDict:
+    """The dataset config under any wrappers (``dataset=dict(dataset=...)``)."""
+    while 'dataset' in dataset_cfg:
+        dataset_cfg = dataset_cfg['dataset']
+    return dataset_cfg
+
+
+def apply_tta(cfg: Config) -> Config:
+    """Wrap ``cfg.model`` in ``cfg.tta_model`` and test with ``cfg.tta_pipeline``, in place.
+
+    As ``--tta`` of mmdet's and mmpretrain's ``tools/test.py``. Missing pieces
+    get defaults: ``tta_model`` = :data:`DEFAULT_TTA_MODEL`, ``tta_pipeline`` =
+    :func:`build_tta_pipeline` of the test pipeline with the ``scales`` and
+    ``flip`` of ``tta_model``.
+
+    Returns:
+        Config: ``cfg``.
+    """
+    if 'tta_model' not in cfg:
+        print_log(f'the config has no tta_model; using {DEFAULT_TTA_MODEL}', logger='current')
+        cfg.tta_model = ConfigDict(DEFAULT_TTA_MODEL)
+    dataset = innermost_dataset(cfg.test_dataloader.dataset)
+    if 'tta_pipeline' not in cfg:
+        scales = cfg.tta_model.get('scales', DEFAULT_TTA_SCALES)
+        flip = cfg.tta_model.get('flip', True)
+        cfg.tta_pipeline = build_tta_pipeline(dataset.pipeline, scales, flip)
+        print_log(f'the config has no tta_pipeline; derived {cfg.tta_pipeline}', logger='current')
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    dataset.pipeline = cfg.tta_pipeline
+    return cfg
+
+
 __all__ = [
+    'DEFAULT_TTA_MODEL',
     'DEFAULT_TTA_SCALES',
     'SpatioTemporalTTAModel',
+    'apply_tta',
     'build_tta_pipeline',
+    'innermost_dataset',
     'flip_permutation',
     'merge_view_scores',
     'unflip_boxes',

@@ -4,7 +4,7 @@ See ``docs/detector.md`` for the workflow (COCO checkpoint -> person detector
 -> proposals -> AP@0.5 / AR@100) and the tools under ``tools/det/``.
 """
 
-from .coco_format import PERSON_CATEGORY, multisports_to_coco
+from .coco_format import PERSON_CATEGORY, CocoFile, multisports_to_coco, write_coco_files
 from .detector import (
     DEFAULT_MIN_SCORE,
     NoPersonClassError,
@@ -20,6 +20,7 @@ from .evaluation import (
     gt_person_boxes,
     voc_ap,
 )
+from .evaluation_report import evaluate_proposal_files, format_proposal_table, write_results_json
 from .frames import (
     EmptyFrameSourceError,
     FrameDecodeError,
@@ -28,7 +29,14 @@ from .frames import (
     resolve_sources,
     sources_from_paths,
 )
-from .generation import GenerationReport, detect_video, generate_shards, shard_settings
+from .generation import (
+    GenerationReport,
+    collect_sources,
+    detect_video,
+    generate_proposal_file,
+    generate_shards,
+    shard_settings,
+)
 from .ground_truth import frame_person_boxes, split_videos
 from .shards import (
     CorruptShardError,
@@ -41,7 +49,12 @@ from .shards import (
 
 __all__ = [
     'PERSON_CATEGORY',
+    'CocoFile',
     'multisports_to_coco',
+    'write_coco_files',
+    'evaluate_proposal_files',
+    'format_proposal_table',
+    'write_results_json',
     'DEFAULT_MIN_SCORE',
     'NoPersonClassError',
     'PersonDetector',
@@ -60,7 +73,9 @@ __all__ = [
     'resolve_sources',
     'sources_from_paths',
     'GenerationReport',
+    'collect_sources',
     'detect_video',
+    'generate_proposal_file',
     'generate_shards',
     'shard_settings',
     'frame_person_boxes',

@@ -10,20 +10,36 @@ raw frames).
 
 COCO ``bbox`` is ``[x, y, width, height]`` in pixels; boxes are clipped to
 the image and boxes with no area after clipping are dropped (counted in the
-returned statistics).
+returned statistics). :func:`write_coco_files` writes the json files of the
+GT's splits (``tools/data/multisports/to_coco.py``).
 """
 
-from typing import Dict, List, Mapping, Sequence, Tuple
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..utils.multisports_format import FIRST_FRAME, check_gt_keys
-from .ground_truth import PERSON_BOX_GT_KEYS, frame_person_boxes, video_resolution
+from ..utils.pickle_io import load_pickle
+from .ground_truth import PERSON_BOX_GT_KEYS, frame_person_boxes, split_videos, video_resolution
 
 #: The only category of the person detector.
 PERSON_CATEGORY = {'id': 1, 'name': 'person', 'supercategory': 'person'}
 #: Frame file names inside a video's frame folder (mmaction2's MultiSports layout).
 DEFAULT_FILENAME_TMPL = 'img_{:05d}.jpg'
+#: Splits written by :func:`write_coco_files` (``val`` = the GT's ``test_videos``).
+COCO_SPLITS = ('train', 'val')
+#: Json file names: ``<prefix>_<split>.json``.
+DEFAULT_COCO_PREFIX = 'multisports_person'
+
+
+class CocoFile(NamedTuple):
+    """A json file of :func:`write_coco_files` and its counts (:func:`multisports_to_coco`)."""
+
+    path: str
+    stats: Dict[str, int]
 
 
 def multisports_to_coco(
@@ -101,3 +117,60 @@ def multisports_to_coco(
         'dropped_empty_boxes': dropped,
     }
     return coco, stats
+
+
+def check_images(coco: Mapping, frame_root: str, json_path: str) -> None:
+    """Raise FileNotFoundError naming the first missing frame and how many are missing."""
+    missing = [
+        image['file_name']
+        for image in coco['images']
+        if not osp.isfile(osp.join(frame_root, image['file_name']))
+    ]
+    if missing:
+        raise FileNotFoundError(
+            f'{json_path}: {len(missing)} of {len(coco["images"])} frames are missing under '
+            f'{frame_root}, e.g. {osp.join(frame_root, missing[0])}; extract the frames '
+            '(img_00001.jpg, ...) or fix --frame-root / --filename-tmpl'
+        )
+
+
+def write_coco_files(
+    gt_file: str,
+    out_dir: str,
+    prefix: str = DEFAULT_COCO_PREFIX,
+    splits: Sequence[str] = COCO_SPLITS,
+    frame_interval: int = 1,
+    filename_tmpl: str = DEFAULT_FILENAME_TMPL,
+    frame_root: Optional[str] = None,
+) -> Dict[str, CocoFile]:
+    """Write ``<out_dir>/<prefix>_<split>.json`` for every split of a MultiSports GT file.
+
+    Args:
+        gt_file: the MultiSports GT pickle.
+        out_dir: folder of the json files (created).
+        prefix: json file name prefix.
+        splits: splits of :data:`COCO_SPLITS` to write, in order.
+        frame_interval, filename_tmpl: see :func:`multisports_to_coco`.
+        frame_root: when given, every image must exist under it (else
+            ``FileNotFoundError`` and no json of that split).
+
+    Returns:
+        ``{split: CocoFile(path, stats)}`` in the order of ``splits``.
+    """
+    gt = load_pickle(gt_file)
+    os.makedirs(out_dir, exist_ok=True)
+    written = {}
+    for split in splits:
+        videos = split_videos(gt, split, gt_file)
+        coco, stats = multisports_to_coco(
+            gt, videos, filename_tmpl=filename_tmpl, frame_interval=frame_interval, source=gt_file
+        )
+        path = osp.join(out_dir, f'{prefix}_{split}.json')
+        if frame_root is not None:
+            check_images(coco, frame_root, path)
+        tmp = path + '.tmp'
+        with open(tmp, 'w', encoding='utf-8') as f:
+            json.dump(coco, f)
+        os.replace(tmp, path)
+        written[split] = CocoFile(path, stats)
+    return written

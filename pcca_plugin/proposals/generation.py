@@ -6,7 +6,8 @@ read, run through the detector in batches that never span two videos (so
 the boxes of a video do not depend on where a previous run stopped), and
 written as a shard atomically. :func:`merge_shards` then reads every shard
 back into one dict, so an interrupted-and-resumed run and an uninterrupted
-run produce the same file byte for byte.
+run produce the same file byte for byte. :func:`generate_proposal_file` does
+both for one part of the videos (``tools/det/generate_proposals.py``).
 """
 
 import logging
@@ -24,13 +25,32 @@ from rich.progress import (
 )
 
 from ..utils.multisports_format import frame_key
-from .frames import FrameSource, estimate_num_frames, iter_frames
-from .shards import CorruptShardError, read_shard, remove_stale_temporaries, shard_path, write_shard
+from ..utils.pickle_io import dump_pickle, load_pickle
+from .frames import (
+    FrameSource,
+    estimate_num_frames,
+    iter_frames,
+    resolve_sources,
+    sources_from_paths,
+)
+from .ground_truth import split_videos
+from .shards import (
+    CorruptShardError,
+    merge_shards,
+    read_shard,
+    remove_stale_temporaries,
+    shard_path,
+    write_shard,
+)
 
 logger = logging.getLogger(__name__)
 
 #: Frames per detector call.
 DEFAULT_BATCH_SIZE = 4
+#: ``split`` of :func:`collect_sources` that takes the GT's train and val videos.
+ALL_SPLITS = 'all'
+#: Suffix of the default shard folder next to the output file.
+SHARD_DIR_SUFFIX = '_shards'
 #: A detector: a list of BGR frames -> one (n, 5) float32 normalised array per frame.
 DetectFn = Callable[[Sequence[np.ndarray]], List[np.ndarray]]
 
@@ -183,3 +203,112 @@ def generate_shards(
 def shard_settings(fingerprint: Mapping, frame_interval: int) -> Dict:
     """The settings a shard must match to be reused: detector fingerprint + sampling."""
     return dict(fingerprint, frame_interval=frame_interval)
+
+
+def collect_sources(
+    videos: Optional[Sequence[str]] = None,
+    gt_file: Optional[str] = None,
+    split: str = 'val',
+    video_root: Optional[str] = None,
+    frame_root: Optional[str] = None,
+) -> List[FrameSource]:
+    """The videos to process, in output order.
+
+    Args:
+        videos: video files or frame folders; named by their path relative to
+            ``video_root`` (default: bare file names). Takes precedence over ``gt_file``.
+        gt_file: a MultiSports GT pickle: take the videos of ``split``.
+        split: ``'train'``, ``'val'`` (the GT's ``test_videos``) or :data:`ALL_SPLITS`.
+        video_root: with ``gt_file``: ``<root>/<video_name>.mp4``.
+        frame_root: with ``gt_file``: frame folders ``<root>/<video_name>/`` (preferred
+            to ``video_root`` when both exist).
+    """
+    if videos:
+        return sources_from_paths(videos, root=video_root)
+    if gt_file is None:
+        raise ValueError('collect_sources needs videos or a GT file (--videos or --gt)')
+    gt = load_pickle(gt_file)
+    splits = ('train', 'val') if split == ALL_SPLITS else (split,)
+    names = [name for one in splits for name in split_videos(gt, one, gt_file)]
+    return resolve_sources(names, video_root=video_root, frame_root=frame_root)
+
+
+def generate_proposal_file(
+    detect: DetectFn,
+    fingerprint: Mapping,
+    sources: Sequence[FrameSource],
+    out: str,
+    work_dir: Optional[str] = None,
+    frame_interval: int = 1,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_videos: Optional[int] = None,
+    part: Optional[Tuple[int, int]] = None,
+    redo_corrupt: bool = False,
+    show_progress: bool = True,
+) -> GenerationReport:
+    """Generate (or resume) the shards of one part of ``sources``; merge all into ``out`` when done.
+
+    Several processes may share ``work_dir``, each with its own ``part``: the
+    one that finds every video's shard present writes ``out``. ``out`` is
+    written only when every video has a shard.
+
+    Args:
+        detect: the detector (e.g. :meth:`PersonDetector.detect`).
+        fingerprint: the detector's settings stored in each shard (:func:`shard_settings`).
+        sources: every video, in output order.
+        out: the merged proposal pickle.
+        work_dir: the shard folder (default: ``out`` without ``.pkl`` + ``_shards``).
+        frame_interval, batch_size, max_videos, redo_corrupt, show_progress: see
+            :func:`generate_shards`.
+        part: ``(index, count)``: process videos ``index - 1``, ``index - 1 + count``,
+            ... (``index`` from 1); None for all.
+
+    Returns:
+        The :class:`GenerationReport` of this call's part.
+    """
+    if part is not None and not 1 <= part[0] <= part[1]:
+        raise ValueError(f'part must be (I, N) with 1 <= I <= N, got {part}')
+    own_sources = sources if part is None else sources[part[0] - 1 :: part[1]]
+    work_dir = work_dir or osp.splitext(out)[0] + SHARD_DIR_SUFFIX
+    report = generate_shards(
+        detect,
+        own_sources,
+        work_dir,
+        fingerprint,
+        frame_interval=frame_interval,
+        batch_size=batch_size,
+        max_videos=max_videos,
+        redo_corrupt=redo_corrupt,
+        show_progress=show_progress,
+    )
+    logger.info(
+        '%d videos computed (%d frames), %d reused from %s',
+        len(report.computed),
+        report.num_frames,
+        len(report.reused),
+        work_dir,
+    )
+    if not report.complete:
+        logger.info(
+            'stopped after max_videos=%d: %d videos remain; run the same command again to continue',
+            max_videos,
+            len(report.remaining),
+        )
+        return report
+    names = [source.name for source in sources]
+    missing = [name for name in names if not osp.isfile(shard_path(work_dir, name))]
+    if missing:  # only with parts: this call's videos all have a shard
+        logger.info(
+            'part %d/%d done; %d videos of other parts are not done yet (e.g. %s); the last '
+            'part to finish writes %s',
+            *part,
+            len(missing),
+            missing[0],
+            out,
+        )
+        return report
+    proposals = merge_shards(work_dir, names, shard_settings(fingerprint, frame_interval))
+    dump_pickle(proposals, out)
+    num_boxes = sum(len(boxes) for boxes in proposals.values())
+    logger.info('%d frames, %d person boxes -> %s', len(proposals), num_boxes, out)
+    return report

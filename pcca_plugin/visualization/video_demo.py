@@ -218,6 +218,16 @@ def clip_settings_from_config(cfg: Config) -> ClipSettings:
     return settings
 
 
+def read_class_names(path: str) -> List[str]:
+    """Class names from a JSON list (of names or of dicts with 'name') or a text file."""
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    if path.endswith('.json'):
+        names = json.loads(text)
+        return [n['name'] if isinstance(n, dict) else str(n) for n in names]
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def build_action_detector(
     config: str, checkpoint: Optional[str], device: str = 'cpu'
 ) -> Tuple[torch.nn.Module, Config]:
@@ -229,10 +239,16 @@ def build_action_detector(
             pretrained-weight downloads (``init_cfg`` / ``backbone.pretrained``)
             are then skipped.
         device: torch device.
+
+    Raises:
+        KeyError: a type of the config is not registered; when the plugin's components
+            are not, the message says to call ``pcca_plugin.register_all_modules()``.
     """
     from mmdet.registry import MODELS
     from mmengine.registry import DefaultScope
     from mmengine.runner import load_checkpoint
+
+    from ..registration import build_registered
 
     cfg = Config.fromfile(config)
     if checkpoint is None:
@@ -240,7 +256,7 @@ def build_action_detector(
         if 'pretrained' in cfg.model.get('backbone', {}):
             cfg.model.backbone.pretrained = None
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmaction')):
-        model = MODELS.build(cfg.model)
+        model = build_registered(MODELS, cfg.model)
     if checkpoint is None:
         model.init_weights()
     else:
@@ -600,6 +616,57 @@ def run_video_demo(
     return result
 
 
+def demo_video_file(
+    video: str,
+    config: str,
+    checkpoint: str,
+    proposal_file: Optional[str] = None,
+    det_config: Optional[str] = None,
+    det_checkpoint: Optional[str] = None,
+    short_side: Optional[int] = None,
+    person_score_thr: Optional[float] = None,
+    class_names_file: Optional[str] = None,
+    device: str = 'cpu',
+    **demo_options,
+) -> DemoResult:
+    """The demo of ``tools/demo/demo_video.py``: a config, a checkpoint and a video file.
+
+    Builds the action detector (:func:`build_action_detector`), takes its clip
+    settings from the config with the given overrides, and runs
+    :func:`run_video_demo` with persons from ``proposal_file`` or from the mmdet
+    detector ``det_config`` / ``det_checkpoint``.
+
+    Args:
+        video, config, checkpoint: the input video, action detector config and checkpoint.
+        proposal_file: person boxes pickle (or ``det_config`` and ``det_checkpoint``).
+        det_config, det_checkpoint: an mmdet person detector.
+        short_side, person_score_thr: override the config's (None: keep them).
+        class_names_file: class names (:func:`read_class_names`).
+        device: torch device.
+        demo_options: passed to :func:`run_video_demo` (``out``, ``json_out``,
+            ``video_name``, ``batch_size``, ``det_batch_size``, ``len_thr``,
+            ``tube_score_thr``, ``progress``).
+    """
+    if not osp.isfile(video):
+        raise FileNotFoundError(f'{video}: no such video file')
+    model, cfg = build_action_detector(config, checkpoint, device)
+    settings = clip_settings_from_config(cfg)
+    if short_side is not None:
+        settings.short_side = short_side
+    if person_score_thr is not None:
+        settings.person_score_thr = person_score_thr
+    if class_names_file:
+        settings.class_names = read_class_names(class_names_file)
+    detect = None
+    if det_config:
+        from ..proposals.detector import PersonDetector
+
+        detect = PersonDetector(det_config, det_checkpoint, device).detect
+    return run_video_demo(
+        video, model, settings, proposal_file=proposal_file, detect=detect, **demo_options
+    )
+
+
 __all__ = [
     'ClipSettings',
     'DemoResult',
@@ -607,11 +674,13 @@ __all__ = [
     'build_action_detector',
     'clip_indices',
     'clip_settings_from_config',
+    'demo_video_file',
     'frame_detections',
     'iter_video_frames',
     'predict_batch',
     'link_video',
     'load_proposal_file',
+    'read_class_names',
     'resize_short_side',
     'run_video_demo',
     'score_key_frames',

@@ -2,7 +2,6 @@
 
 import os
 import os.path as osp
-import socket
 import subprocess
 import sys
 
@@ -10,29 +9,21 @@ import numpy as np
 import pytest
 import torch
 
+from pcca_plugin.apis import run_test
+from pcca_plugin.testing import repo_path, subprocess_env
+from pcca_plugin.testing.inference import (
+    CLASS_BALANCED_CONFIG,
+    DDP_COMMAND_TIMEOUT,
+    DYING_RANK_CONFIG,
+    TINY_PCCA,
+    free_port,
+)
 from pcca_plugin.utils.pickle_io import load_pickle
 
-from .helpers import REPO_ROOT, TINY_PCCA, load_tool, subprocess_env
-
-#: Seconds any one distributed command may take before the test fails.
-COMMAND_TIMEOUT = 180
 METRIC_KEYS = ('frame_mAP@0.5', 'video_mAP@0.2', 'video_mAP@0.5')
 #: Every 3rd frame of the 3 x 15 validation frames: 15 test samples, an odd number.
-STRIDE_OPTION = 'test_dataloader.dataset.frame_stride=3'
-#: The tiny config trained with the class-balanced sampler: 4 draws per epoch in all.
-CLASS_BALANCED_CONFIG = """_base_ = [{base!r}]
-model = dict(init_cfg=None)  # no pretrained backbone in the tests: a random one, frozen
-train_dataloader = dict(
-    batch_size=1,
-    sampler=dict(_delete_=True, type='ClassBalancedSampler', num_samples=4, seed=0),
-)
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+FRAME_STRIDE = 3
+STRIDE_OPTION = f'test_dataloader.dataset.frame_stride={FRAME_STRIDE}'
 
 
 def run(command, cwd):
@@ -43,7 +34,7 @@ def run(command, cwd):
         env=env,
         capture_output=True,
         text=True,
-        timeout=COMMAND_TIMEOUT,
+        timeout=DDP_COMMAND_TIMEOUT,
         stdin=subprocess.DEVNULL,
     )
     return result, result.stdout + result.stderr
@@ -58,7 +49,7 @@ def ddp_checkpoint(toy_root, tmp_path_factory):
     result, output = run(
         [
             'bash',
-            osp.join(REPO_ROOT, 'tools', 'dist_train.sh'),
+            repo_path('tools', 'dist_train.sh'),
             str(config),
             '2',
             '--work-dir',
@@ -98,7 +89,7 @@ def test_two_process_evaluation_equals_one_process(ddp_checkpoint, toy_root, tmp
     result, output = run(
         [
             'bash',
-            osp.join(REPO_ROOT, 'tools', 'dist_test.sh'),
+            repo_path('tools', 'dist_test.sh'),
             TINY_PCCA,
             checkpoint,
             '2',
@@ -119,24 +110,18 @@ def test_two_process_evaluation_equals_one_process(ddp_checkpoint, toy_root, tmp
     dist_metrics = {k: float(line.split(f'{k}: ')[1].split()[0]) for k in METRIC_KEYS}
 
     monkeypatch.chdir(toy_root)
-    test_tool = load_tool('tools/test.py', 'pcca_tools_test')
     single_dets = str(tmp_path / 'single.pkl')
     # One thread, like each rank (subprocess_env): the same float summation order, so the
     # comparison below checks the sharding, not the threading.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        single = test_tool.main(
-            [
-                TINY_PCCA,
-                checkpoint,
-                '--work-dir',
-                str(tmp_path / 'single'),
-                '--dump-frame-detections',
-                single_dets,
-                '--cfg-options',
-                STRIDE_OPTION,
-            ]
+        single = run_test(
+            TINY_PCCA,
+            checkpoint,
+            work_dir=str(tmp_path / 'single'),
+            dump_frame_detections=single_dets,
+            cfg_options={'test_dataloader.dataset.frame_stride': FRAME_STRIDE},
         )
     finally:
         torch.set_num_threads(threads)
@@ -149,8 +134,10 @@ def test_two_process_evaluation_equals_one_process(ddp_checkpoint, toy_root, tmp
 
 
 def test_a_dying_rank_fails_the_run_and_is_named(ddp_checkpoint, toy_root, tmp_path):
+    """tools/test.py under torchrun with a Runner whose rank 1 dies after one iteration."""
     checkpoint = osp.join(ddp_checkpoint[0], 'epoch_1.pth')
-    tool = osp.join(osp.dirname(osp.abspath(__file__)), 'dying_rank_test_tool.py')
+    config = tmp_path / 'tiny_dying_rank.py'
+    config.write_text(DYING_RANK_CONFIG.format(base=TINY_PCCA))
     result, output = run(
         [
             sys.executable,
@@ -158,8 +145,8 @@ def test_a_dying_rank_fails_the_run_and_is_named(ddp_checkpoint, toy_root, tmp_p
             'torch.distributed.run',
             '--nproc_per_node=2',
             f'--master_port={free_port()}',
-            tool,
-            TINY_PCCA,
+            repo_path('tools', 'test.py'),
+            str(config),
             checkpoint,
             '--launcher',
             'pytorch',

@@ -5,7 +5,8 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModel
 
-from pcca_plugin.utils import extract_submodule_weights
+from pcca_plugin.models.checkpoint_surgery import extract_submodule_weights
+from pcca_plugin.testing import run_tool
 
 
 class Source(BaseModel):
@@ -63,16 +64,19 @@ def test_bad_inputs_fail_clearly(tmp_path):
 
 
 def test_command_line_tool(tmp_path, repo_root):
-    import subprocess
-    import sys
-
     source = str(tmp_path / 'pretrain.pth')
     torch.save(dict(state_dict=Source().state_dict(), meta={}), source)
     out = str(tmp_path / 'backbone.pth')
-    tool = f'{repo_root}/tools/extract_weights.py'
-    result = subprocess.run(
-        [sys.executable, tool, source, out], capture_output=True, text=True, cwd=repo_root
-    )
+    result = run_tool('extract_weights.py', source, out, cwd=repo_root)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f'-> {out}' in result.stdout
     assert all(k.startswith('backbone.') for k in torch.load(out)['state_dict'])
+    # A missing checkpoint: the package's one-line error, exit status 1.
+    missing = str(tmp_path / 'missing.pth')
+    result = run_tool('extract_weights.py', missing, out, cwd=repo_root)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f'extract_weights.py: error: {missing}: no such checkpoint')
+    )

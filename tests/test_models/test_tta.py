@@ -9,9 +9,15 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import DefaultScope
 
-from pcca_plugin.models.tta import SpatioTemporalTTAModel, build_tta_pipeline, unflip_boxes
-
-from .helpers import TINY_PCCA, TINY_PCCA_TTA, build_tiny_detector, load_tool
+from pcca_plugin.apis import run_test
+from pcca_plugin.models.tta import (
+    SpatioTemporalTTAModel,
+    apply_tta,
+    build_tta_pipeline,
+    unflip_boxes,
+)
+from pcca_plugin.testing.inference import TINY_PCCA, TINY_PCCA_TTA, build_tiny_detector
+from pcca_plugin.utils.pickle_io import load_pickle
 
 #: A 16-frame 64x128 clip (the tiny SlowFast needs a multiple of 4 frames).
 CLIP_LEN, HEIGHT, WIDTH = 16, 64, 128
@@ -148,7 +154,6 @@ def test_settings_that_do_not_match_the_model_raise(kwargs, message):
 
 
 def test_derived_tta_pipeline_and_apply_tta():
-    test_tool = load_tool('tools/test.py', 'pcca_tools_test')
     cfg = Config.fromfile(TINY_PCCA)
     val_pipeline = cfg.test_dataloader.dataset.pipeline
     pipeline = build_tta_pipeline(val_pipeline, scales=(64, 96), flip=True)
@@ -159,31 +164,23 @@ def test_derived_tta_pipeline_and_apply_tta():
     assert [f['flip_ratio'] for f in flips] == [0.0, 1.0]
     pack = tta_step['transforms'][-1][0]
     assert pack['type'] == 'PackActionInputs' and 'flip' in pack['meta_keys']
-    test_tool.apply_tta(cfg)
+    apply_tta(cfg)
     assert cfg.model.type == 'SpatioTemporalTTAModel'
     assert cfg.model.module.type == 'FastRCNN'
     assert cfg.test_dataloader.dataset.pipeline[-1]['type'] == 'TestTimeAug'
 
 
 def test_runner_test_with_tta_gives_a_metric(in_toy_root, tiny_checkpoint, tmp_path):
-    test_tool = load_tool('tools/test.py', 'pcca_tools_test')
     frames_pkl = str(tmp_path / 'frame_detections.pkl')
-    metrics = test_tool.main(
-        [
-            TINY_PCCA_TTA,
-            tiny_checkpoint,
-            '--tta',
-            '--work-dir',
-            str(tmp_path / 'work'),
-            '--dump-frame-detections',
-            frames_pkl,
-            '--cfg-options',
-            'test_dataloader.dataset.frame_stride=5',
-        ]
+    metrics = run_test(
+        TINY_PCCA_TTA,
+        tiny_checkpoint,
+        tta=True,
+        work_dir=str(tmp_path / 'work'),
+        dump_frame_detections=frames_pkl,
+        cfg_options={'test_dataloader.dataset.frame_stride': 5},
     )
     assert 0.0 <= metrics['frame_mAP@0.5'] <= 100.0
-    from pcca_plugin.utils.pickle_io import load_pickle
-
     dets = load_pickle(frames_pkl)
     # 3 videos x 3 key frames (stride 5 over 15 frames), 7 classes per proposal.
     assert len(np.unique(dets[:, :2], axis=0)) == 9

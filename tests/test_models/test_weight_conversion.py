@@ -1,7 +1,9 @@
-"""tools/convert_slowfast_weights.py, proven exact against pytorchvideo's own SlowFast.
+"""The SlowFast weight conversion (``tools/convert_slowfast_weights.py``), proven exact
+against pytorchvideo's own SlowFast.
 
 pytorchvideo 0.1.5 (in the ``tests`` extra) builds the reference networks with random
-weights and random BatchNorm statistics; the tool converts their state dicts (as
+weights and random BatchNorm statistics; :mod:`pcca_plugin.models.weight_conversion`
+converts their state dicts (as
 pytorchvideo hub ``.pyth`` files, and renamed to PySlowFast's ``.pyth`` names and Caffe2
 ``.pkl`` blob names), mmaction2's ``ResNet3dSlowFast`` loads them, and both pathway
 outputs must agree with pytorchvideo's on the same clip to 1e-4 of the feature scale.
@@ -25,7 +27,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from convert_slowfast_weights import ConversionError, convert, main
 from mmaction.registry import MODELS as ACTION_MODELS
 from mmdet.registry import MODELS
 from mmengine.config import Config
@@ -33,12 +34,17 @@ from mmengine.model import initialize
 from mmengine.registry import DefaultScope
 
 from pcca_plugin.models import PretrainedWeightsError
+from pcca_plugin.models.weight_conversion import (
+    ConversionError,
+    conversion_report,
+    convert_slowfast_checkpoint,
+    write_converted_checkpoint,
+)
+from pcca_plugin.testing import repo_path, run_tool
 from pcca_plugin.utils.pickle_io import dumps_pickle
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-MODEL_BASE = osp.join(REPO_ROOT, 'configs', '_base_', 'models', 'slowfast-r101_pcca.py')
-K600_CONFIG = osp.join(
-    REPO_ROOT,
+MODEL_BASE = repo_path('configs', '_base_', 'models', 'slowfast-r101_pcca.py')
+K600_CONFIG = repo_path(
     'configs',
     'pcca',
     'pcca_slowfast-r101-k600-pre_8xb4-8x8x1-12e_multisports-rgb-256x455.py',
@@ -265,7 +271,7 @@ def test_converted_weights_give_pytorchvideos_features(narrow_references, tmp_pa
     src = write_source(model, layout, str(tmp_path), depth)
     dst = str(tmp_path / 'converted.pth')
     fmt = 'pytorchvideo' if layout == 'pytorchvideo' else 'pyslowfast'
-    assert main([src, dst, '--format', fmt]) == 0
+    assert write_converted_checkpoint(src, dst, fmt)[0] > 0
     meta = torch.load(dst, weights_only=True)['meta']
     assert meta['format'] == layout
     assert meta['backbone']['slow_pathway']['depth'] == depth
@@ -304,7 +310,7 @@ def narrow_k600_detector(cfg, checkpoint):
     cfg.model.roi_head.bbox_head.update(embed_dims=16, num_layers=1, num_heads=2)
 
 
-def test_r101_res5_dilated_through_the_k600_config(create_slowfast, tmp_path, capsys):
+def test_r101_res5_dilated_through_the_k600_config(create_slowfast, tmp_path):
     """The configs' res5 (stride 1, dilation 2), loaded by the K600 config's own init_cfg.
 
     Narrow widths on both sides (the config's ``base_channels`` set like the reference's
@@ -313,8 +319,9 @@ def test_r101_res5_dilated_through_the_k600_config(create_slowfast, tmp_path, ca
     model = reference(create_slowfast, 101, dilated=True)
     src = write_source(model, 'pytorchvideo', str(tmp_path), 101)
     dst = str(tmp_path / 'k600_converted.pth')
-    assert main([src, dst, '--format', 'pytorchvideo']) == 0
-    printed = capsys.readouterr().out
+    num_tensors, meta = write_converted_checkpoint(src, dst, 'pytorchvideo')
+    assert num_tensors > 0
+    printed = conversion_report(src, dst, num_tensors, meta)  # what the tool prints
     assert 'lateral_norm=True' in printed and 'fusion_kernel=7' in printed
     assert 'mean=[114.75, 114.75, 114.75], std=[57.375, 57.375, 57.375]' in printed
     cfg = Config.fromfile(K600_CONFIG)
@@ -335,13 +342,14 @@ def test_r101_res5_dilated_through_the_k600_config(create_slowfast, tmp_path, ca
     assert_same_features(ours, theirs)
 
 
-def test_fusion_kernel_follows_the_checkpoint(create_slowfast, tmp_path, capsys):
+def test_fusion_kernel_follows_the_checkpoint(create_slowfast, tmp_path):
     """pytorchvideo's 8x8 R101 fuses with a 5-frame kernel; the configs' default is 7."""
     model = reference(create_slowfast, 101, dilated=True, fusion_kernel=5)
     src = write_source(model, 'pytorchvideo', str(tmp_path), 101)
     dst = str(tmp_path / 'fusion5.pth')
-    assert main([src, dst, '--format', 'pytorchvideo']) == 0
-    assert 'fusion_kernel=5' in capsys.readouterr().out
+    num_tensors, meta = write_converted_checkpoint(src, dst, 'pytorchvideo')
+    assert num_tensors > 0
+    assert 'fusion_kernel=5' in conversion_report(src, dst, num_tensors, meta)
     cfg = Config.fromfile(K600_CONFIG)
     narrow_k600_detector(cfg, dst)
     with pytest.raises(PretrainedWeightsError) as error:
@@ -374,14 +382,16 @@ def assert_nothing_written(folder, dst):
     assert not [name for name in os.listdir(folder) if name.startswith('.convert_')]
 
 
-def test_leftover_pyslowfast_key_is_named(tiny_sources, tmp_path, capsys):
+def test_leftover_pyslowfast_key_is_named(tiny_sources, tmp_path):
+    """Through the command line: exit status 1 and the key named in its one-line error."""
     checkpoint = torch.load(tiny_sources['pyslowfast'], weights_only=True)
     checkpoint['model_state']['s3.pathway0_nonlocal1.conv_g.weight'] = torch.zeros(1)
     src = str(tmp_path / 'nonlocal.pyth')
     torch.save(checkpoint, src)
     dst = str(tmp_path / 'out.pth')
-    assert main([src, dst, '--format', 'pyslowfast']) == 1
-    assert 's3.pathway0_nonlocal1.conv_g.weight' in capsys.readouterr().err
+    result = run_tool('convert_slowfast_weights.py', src, dst, '--format', 'pyslowfast')
+    assert result.returncode == 1
+    assert 's3.pathway0_nonlocal1.conv_g.weight' in result.stderr
     assert_nothing_written(str(tmp_path), dst)
 
 
@@ -394,7 +404,7 @@ def test_unmapped_caffe2_blob_is_named(narrow_references, tmp_path):
     with open(src, 'wb') as f:
         f.write(dumps_pickle(dict(blobs=blobs), protocol=2, style='numpy1'))
     with pytest.raises(ConversionError, match='res3_0_branch2b_bn_extra'):
-        convert(src, 'pyslowfast')
+        convert_slowfast_checkpoint(src, 'pyslowfast')
 
 
 def test_missing_weight_is_named_with_the_mmaction2_key(tiny_sources, tmp_path):
@@ -407,30 +417,40 @@ def test_missing_weight_is_named_with_the_mmaction2_key(tiny_sources, tmp_path):
     with pytest.raises(
         ConversionError, match=re.escape('backbone.fast_path.layer2.1.conv2.bn.weight')
     ):
-        convert(src, 'pytorchvideo')
+        convert_slowfast_checkpoint(src, 'pytorchvideo')
 
 
 def test_wrong_format_says_which_one(tiny_sources):
     with pytest.raises(ConversionError, match='use --format pytorchvideo'):
-        convert(tiny_sources['pytorchvideo'], 'pyslowfast')
+        convert_slowfast_checkpoint(tiny_sources['pytorchvideo'], 'pyslowfast')
     with pytest.raises(ConversionError, match='use --format pyslowfast'):
-        convert(tiny_sources['pyslowfast'], 'pytorchvideo')
+        convert_slowfast_checkpoint(tiny_sources['pyslowfast'], 'pytorchvideo')
 
 
 @pytest.mark.parametrize('suffix', ['.pyth', '.pkl'])
-def test_corrupt_or_missing_source_names_the_file_and_writes_nothing(tmp_path, capsys, suffix):
+def test_corrupt_or_missing_source_names_the_file_and_writes_nothing(tmp_path, suffix):
+    """The command line: one line naming the file, exit status 1; --debug: the traceback."""
     src = tmp_path / f'corrupt{suffix}'
     src.write_bytes(b'\x80\x02not a checkpoint')
     dst = str(tmp_path / 'out.pth')
-    assert main([str(src), dst, '--format', 'pyslowfast']) == 1
-    assert str(src) in capsys.readouterr().err
+    result = run_tool('convert_slowfast_weights.py', str(src), dst, '--format', 'pyslowfast')
+    assert result.returncode == 1
+    assert str(src) in result.stderr
+    assert 'Traceback' not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f'convert_slowfast_weights.py: error: {src}: not a readable')
     assert_nothing_written(str(tmp_path), dst)
+    if suffix == '.pyth':
+        args = (str(src), dst, '--format', 'pyslowfast', '--debug')
+        debug = run_tool('convert_slowfast_weights.py', *args)
+        assert debug.returncode == 1 and 'Traceback (most recent call last)' in debug.stderr
+        assert 'ConversionError' in debug.stderr
     with pytest.raises(ConversionError, match='no such checkpoint'):
-        convert(str(tmp_path / 'absent.pyth'), 'pytorchvideo')
+        convert_slowfast_checkpoint(str(tmp_path / 'absent.pyth'), 'pytorchvideo')
 
 
 def test_unknown_layout_is_refused(tmp_path):
     src = str(tmp_path / 'other.pth')
     torch.save(dict(state_dict={'encoder.layer.weight': torch.zeros(2)}), src)
     with pytest.raises(ConversionError, match=r'encoder\.layer\.weight'):
-        convert(src, 'pytorchvideo')
+        convert_slowfast_checkpoint(src, 'pytorchvideo')

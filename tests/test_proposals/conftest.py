@@ -1,24 +1,20 @@
 """Fixtures for the proposal tests: a tiny toy-sports dataset, its COCO conversion, a detector.
 
-The dataset comes from the project's real generator (``tools/data/make_toy_sports.py``):
+The dataset comes from the project's real generator (``pcca_plugin.datasets.toy_sports``):
 MultiSports-format GT pickle, OpenCV-written mp4 videos and JPEG frame folders.
 The detector is the R-18 person Faster R-CNN of ``configs/det`` trained for a
 few iterations by mmengine's ``Runner`` on CPU (random init, nothing downloaded).
 """
 
-import importlib.util
 import os.path as osp
-import sys
-from types import ModuleType
 
 import pytest
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-R18_CONFIG = osp.join(
-    REPO_ROOT, 'configs', 'det', 'faster-rcnn_r18-fpn_1xb2-4iter_toysports-person.py'
-)
+from pcca_plugin.proposals.coco_format import write_coco_files
+from pcca_plugin.testing.inference import R18_PERSON_CONFIG
+
 #: Toy dataset size: enough for two validation videos and a few training batches.
 TOY_SIZES = dict(
     num_train_videos=4, num_val_videos=2, num_frames=8, head_tube_len=(4, 6), tail_tube_len=(2, 3)
@@ -28,26 +24,14 @@ COCO_PREFIX = 'toy_sports_person'
 TRAIN_ITERS = 3
 
 
-def load_tool(relative_path: str) -> ModuleType:
-    """Import a script under ``tools/`` as a module (tools are not a package)."""
-    path = osp.join(REPO_ROOT, relative_path)
-    name = 'tool_' + osp.splitext(relative_path)[0].replace('/', '_')
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='session')
 def toy_data(tmp_path_factory) -> dict:
     """The toy-sports dataset: ``root``, ``gt_file``, ``gt`` (loaded), ``val_videos``."""
     from pcca_plugin.utils.pickle_io import load_pickle
 
     root = str(tmp_path_factory.mktemp('toy_sports'))
-    make_toy_sports = load_tool('tools/data/make_toy_sports.py').make_toy_sports
+    from pcca_plugin.datasets.toy_sports import make_toy_sports
+
     summary = make_toy_sports(root, seed=TOY_SEED, prepare=False, **TOY_SIZES)
     gt = load_pickle(summary['gt_file'])
     return dict(
@@ -61,26 +45,23 @@ def toy_data(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope='session')
 def toy_coco(toy_data) -> dict:
-    """COCO person json files of the toy dataset: ``{'train': path, 'val': path}``."""
-    to_coco = load_tool('tools/data/multisports/to_coco.py')
+    """COCO person json files of the toy dataset: ``{'train': path, 'val': path}``.
+
+    What ``tools/data/multisports/to_coco.py GT --out-dir DIR --prefix P --frame-root R`` writes.
+    """
     out_dir = osp.join(toy_data['root'], 'annotations')
-    paths = to_coco.main(
-        [
-            toy_data['gt_file'],
-            '--out-dir',
-            out_dir,
-            '--prefix',
-            COCO_PREFIX,
-            '--frame-root',
-            osp.join(toy_data['root'], 'rawframes'),
-        ]
+    written = write_coco_files(
+        toy_data['gt_file'],
+        out_dir,
+        prefix=COCO_PREFIX,
+        frame_root=osp.join(toy_data['root'], 'rawframes'),
     )
-    return dict(zip(('train', 'val'), paths))
+    return {split: coco_file.path for split, coco_file in written.items()}
 
 
 def r18_config(toy_root: str, work_dir: str) -> Config:
     """The R-18 person detector config pointed at a toy dataset."""
-    cfg = Config.fromfile(R18_CONFIG)
+    cfg = Config.fromfile(R18_PERSON_CONFIG)
     cfg.work_dir = work_dir
     data_root = toy_root.rstrip('/') + '/'
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
@@ -105,4 +86,4 @@ def trained_detector(toy_data, toy_coco, tmp_path_factory) -> dict:
         runner = Runner.from_cfg(cfg)
         runner.train()
     checkpoint = osp.join(work_dir, f'iter_{TRAIN_ITERS}.pth')
-    return dict(config=R18_CONFIG, checkpoint=checkpoint, runner=runner)
+    return dict(config=R18_PERSON_CONFIG, checkpoint=checkpoint, runner=runner)

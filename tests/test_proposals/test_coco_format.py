@@ -5,10 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from pcca_plugin.proposals.coco_format import multisports_to_coco
+from pcca_plugin.proposals.coco_format import multisports_to_coco, write_coco_files
+from pcca_plugin.testing import run_tool
 from pcca_plugin.utils.pickle_io import dump_pickle
-
-from .conftest import load_tool
 
 
 def _tiny_gt():
@@ -85,26 +84,22 @@ def test_cli_on_toy_sports_matches_gt_and_loads_in_pycocotools(toy_data, toy_coc
 
 
 def test_cli_reports_missing_frames(toy_data, tmp_path):
-    to_coco = load_tool('tools/data/multisports/to_coco.py')
     empty_root = tmp_path / 'no_frames'
     empty_root.mkdir()
     with pytest.raises(FileNotFoundError, match=r'_val\.json: \d+ of \d+ frames are missing'):
-        to_coco.main(
-            [
-                toy_data['gt_file'],
-                '--out-dir',
-                str(tmp_path),
-                '--splits',
-                'val',
-                '--frame-root',
-                str(empty_root),
-            ]
+        write_coco_files(
+            toy_data['gt_file'], str(tmp_path), splits=['val'], frame_root=str(empty_root)
         )
 
 
 def test_cli_rejects_a_gt_file_without_its_keys(tmp_path):
-    to_coco = load_tool('tools/data/multisports/to_coco.py')
     bad = str(tmp_path / 'bad_GT.pkl')
     dump_pickle({'labels': []}, bad)
     with pytest.raises(KeyError, match='bad_GT.pkl: MultiSports GT is missing the keys'):
-        to_coco.main([bad, '--out-dir', str(tmp_path)])
+        write_coco_files(bad, str(tmp_path))
+    # The command line: the same message in one line, exit status 1, no traceback.
+    result = run_tool('data/multisports/to_coco.py', bad, '--out-dir', str(tmp_path))
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith('to_coco.py: error: ')
+    assert 'bad_GT.pkl: MultiSports GT is missing the keys' in last

@@ -9,37 +9,53 @@ import numpy as np
 import pytest
 
 from pcca_plugin.proposals.detector import PersonDetector
+from pcca_plugin.proposals.evaluation_report import evaluate_proposal_files, write_results_json
 from pcca_plugin.proposals.frames import FrameSource
-from pcca_plugin.proposals.generation import generate_shards
+from pcca_plugin.proposals.generation import (
+    collect_sources,
+    generate_proposal_file,
+    generate_shards,
+)
 from pcca_plugin.proposals.shards import CorruptShardError, shard_path
+from pcca_plugin.testing import run_tool
+from pcca_plugin.testing.inference import R18_PERSON_CONFIG
 from pcca_plugin.utils.multisports_format import frame_key, parse_frame_key
 from pcca_plugin.utils.pickle_io import load_pickle
-
-from .conftest import R18_CONFIG, load_tool
 
 pytestmark = pytest.mark.slow
 MIN_SCORE = 0.05
 
 
-def _generate(trained, toy_data, out, *extra):
-    tool = load_tool('tools/det/generate_proposals.py')
-    return tool.main(
-        [
-            trained['config'],
-            trained['checkpoint'],
-            '--gt',
-            toy_data['gt_file'],
-            '--split',
-            'val',
-            '--video-root',
-            osp.join(toy_data['root'], 'videos'),
-            '--out',
-            out,
-            '--batch-size',
-            '3',
-            '--no-progress',
-            *extra,
-        ]
+def _generate(trained, toy_data, out, **options):
+    """What ``generate_proposals.py CONFIG CKPT --gt GT --split val --video-root VIDEOS --out OUT
+    --batch-size 3 --no-progress`` runs; ``options``: ``max_videos``, ``part``, ``redo_corrupt``."""
+    detector = PersonDetector(trained['config'], trained['checkpoint'])
+    sources = collect_sources(
+        gt_file=toy_data['gt_file'], split='val', video_root=osp.join(toy_data['root'], 'videos')
+    )
+    return generate_proposal_file(
+        detector.detect,
+        detector.fingerprint,
+        sources,
+        out,
+        batch_size=3,
+        show_progress=False,
+        **options,
+    )
+
+
+def _generate_from_paths(trained, paths, root, out, frame_interval=1):
+    """What ``generate_proposals.py CONFIG CKPT --videos PATHS --video-root ROOT --out OUT
+    [--frame-interval K] --no-progress`` runs."""
+    detector = PersonDetector(trained['config'], trained['checkpoint'])
+    sources = collect_sources(videos=paths, video_root=root)
+    return generate_proposal_file(
+        detector.detect,
+        detector.fingerprint,
+        sources,
+        out,
+        frame_interval=frame_interval,
+        show_progress=False,
     )
 
 
@@ -83,7 +99,8 @@ def test_train_generate_evaluate(trained_detector, toy_data, toy_coco, uninterru
         assert osp.isfile(shard_path(uninterrupted_run['shard_dir'], video))
 
     json_file = str(tmp_path / 'eval.json')
-    load_tool('tools/det/eval_proposals.py').main([out, toy_data['gt_file'], '--json', json_file])
+    # What `eval_proposals.py OUT GT --json JSON` writes.
+    write_results_json(evaluate_proposal_files(out, toy_data['gt_file']), json_file)
     with open(json_file) as f:
         results = json.load(f)
     assert set(results['per_video']) == set(videos)
@@ -105,7 +122,7 @@ def test_interrupted_run_resumes_to_the_same_file(
     trained_detector, toy_data, uninterrupted_run, tmp_path
 ):
     resumed = str(tmp_path / 'resumed' / 'props.pkl')
-    first = _generate(trained_detector, toy_data, resumed, '--max-videos', '1')
+    first = _generate(trained_detector, toy_data, resumed, max_videos=1)
     assert first.computed == toy_data['val_videos'][:1] and not first.complete
     assert not osp.exists(resumed), 'the merged file is written only when every video is done'
     shard = shard_path(str(tmp_path / 'resumed' / 'props_shards'), toy_data['val_videos'][0])
@@ -122,10 +139,10 @@ def test_two_parts_sharing_a_work_dir_give_the_same_file(
     trained_detector, toy_data, uninterrupted_run, tmp_path
 ):
     out = str(tmp_path / 'props.pkl')
-    first = _generate(trained_detector, toy_data, out, '--part', '1/2')
+    first = _generate(trained_detector, toy_data, out, part=(1, 2))
     assert first.computed == toy_data['val_videos'][:1]
     assert not osp.exists(out), 'part 1 must wait for part 2 before merging'
-    second = _generate(trained_detector, toy_data, out, '--part', '2/2')
+    second = _generate(trained_detector, toy_data, out, part=(2, 2))
     assert second.computed == toy_data['val_videos'][1:]
     with open(uninterrupted_run['out'], 'rb') as a, open(out, 'rb') as b:
         assert a.read() == b.read()
@@ -182,7 +199,7 @@ def test_corrupted_shard_is_an_error_or_recomputed_on_request(
         f.truncate(os.path.getsize(shard) // 3)
     with pytest.raises(CorruptShardError, match=osp.basename(shard) + ': corrupted or truncated'):
         _generate(trained_detector, toy_data, out)
-    redo = _generate(trained_detector, toy_data, out, '--redo-corrupt')
+    redo = _generate(trained_detector, toy_data, out, redo_corrupt=True)
     assert redo.reused == toy_data['val_videos'][:1]
     assert redo.computed == toy_data['val_videos'][1:]
     with open(out, 'rb') as f:
@@ -190,75 +207,48 @@ def test_corrupted_shard_is_an_error_or_recomputed_on_request(
 
 
 def test_every_kth_frame_of_frame_folders(trained_detector, toy_data, tmp_path):
-    tool = load_tool('tools/det/generate_proposals.py')
     root = osp.join(toy_data['root'], 'rawframes')
     videos = toy_data['val_videos']
     out = str(tmp_path / 'k2.pkl')
-    tool.main(
-        [
-            trained_detector['config'],
-            trained_detector['checkpoint'],
-            '--videos',
-            *[osp.join(root, v) for v in videos],
-            '--video-root',
-            root,
-            '--out',
-            out,
-            '--frame-interval',
-            '2',
-            '--no-progress',
-        ]
-    )
+    paths = [osp.join(root, v) for v in videos]
+    _generate_from_paths(trained_detector, paths, root, out, frame_interval=2)
     _check_proposal_file(out, videos, toy_data['gt']['nframes'], frame_interval=2)
     # Other settings in the same shard folder: refused rather than mixed.
     from pcca_plugin.proposals.shards import ShardSettingsMismatch
 
     with pytest.raises(ShardSettingsMismatch, match='frame_interval: shard 2 vs now 1'):
-        tool.main(
-            [
-                trained_detector['config'],
-                trained_detector['checkpoint'],
-                '--videos',
-                *[osp.join(root, v) for v in videos],
-                '--video-root',
-                root,
-                '--out',
-                out,
-                '--no-progress',
-            ]
-        )
+        _generate_from_paths(trained_detector, paths, root, out)
 
 
 def test_bad_inputs(trained_detector, toy_data, tmp_path):
-    tool = load_tool('tools/det/generate_proposals.py')
     # An undecodable video.
     broken = tmp_path / 'broken.mp4'
     broken.write_bytes(b'\x00' * 4096)
     with pytest.raises(Exception, match='broken.mp4'):
-        tool.main(
-            [
-                R18_CONFIG,
-                trained_detector['checkpoint'],
-                '--videos',
-                str(broken),
-                '--out',
-                str(tmp_path / 'p.pkl'),
-                '--no-progress',
-            ]
-        )
+        _generate_from_paths(trained_detector, [str(broken)], None, str(tmp_path / 'p.pkl'))
     assert not osp.exists(tmp_path / 'p.pkl')
     # An empty frame folder.
     empty = tmp_path / 'v_empty'
     empty.mkdir()
     with pytest.raises(Exception, match='v_empty: frame folder holds no image'):
-        tool.main(
-            [
-                R18_CONFIG,
-                trained_detector['checkpoint'],
-                '--videos',
-                str(empty),
-                '--out',
-                str(tmp_path / 'q.pkl'),
-                '--no-progress',
-            ]
-        )
+        _generate_from_paths(trained_detector, [str(empty)], None, str(tmp_path / 'q.pkl'))
+
+
+@pytest.mark.parametrize(
+    'folder, message',
+    [('v_empty', 'v_empty: frame folder holds no image'), ('v_missing', 'v_missing')],
+)
+def test_bad_frame_folders_on_the_command_line(trained_detector, tmp_path, folder, message):
+    """generate_proposals.py with an empty or a missing frame folder: the package's error in
+    one line and exit status 1; nothing written."""
+    if folder == 'v_empty':
+        (tmp_path / folder).mkdir()
+    out = str(tmp_path / 'p.pkl')
+    checkpoint = trained_detector['checkpoint']
+    args = [R18_PERSON_CONFIG, checkpoint, '--videos', str(tmp_path / folder), '--out', out]
+    result = run_tool('det/generate_proposals.py', *args, '--no-progress')
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith('generate_proposals.py: error: ') and message in last, last
+    assert last.endswith('(rerun with --debug for the traceback)')
+    assert not osp.exists(out)

@@ -12,13 +12,13 @@ from pcca_plugin.proposals.detector import (
     PersonDetector,
     slice_person_checkpoint,
 )
-
-from .conftest import R18_CONFIG, load_tool
+from pcca_plugin.testing import run_tool
+from pcca_plugin.testing.inference import R18_PERSON_CONFIG
 
 
 def _random_checkpoint(path, classes):
     """An R-18 Faster R-CNN with ``len(classes)`` classes, random weights, classes in its meta."""
-    cfg = Config.fromfile(R18_CONFIG)
+    cfg = Config.fromfile(R18_PERSON_CONFIG)
     cfg.model.roi_head.bbox_head.num_classes = len(classes)
     with DefaultScope.overwrite_default_scope('mmdet'):
         torch.manual_seed(0)
@@ -34,7 +34,7 @@ def test_checkpoint_without_person_class_is_refused(tmp_path):
     path = str(tmp_path / 'ball_detector.pth')
     _random_checkpoint(path, ('ball',))
     with pytest.raises(NoPersonClassError, match="ball_detector.pth: the detector has no 'person'"):
-        PersonDetector(R18_CONFIG, path)
+        PersonDetector(R18_PERSON_CONFIG, path)
     with pytest.raises(NoPersonClassError, match='ball_detector.pth'):
         slice_person_checkpoint(path, str(tmp_path / 'never.pth'))
     assert not (tmp_path / 'never.pth').exists()
@@ -56,8 +56,10 @@ def test_multiclass_checkpoint_sliced_to_person(tmp_path):
 
     # ...or, sliced, with the single-class config.
     dst = str(tmp_path / 'person.pth')
-    load_tool('tools/det/person_checkpoint.py').main([src, dst])
-    person = PersonDetector(R18_CONFIG, dst)
+    result = run_tool('det/person_checkpoint.py', src, dst)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'kept class 1 (person) of' in result.stdout
+    person = PersonDetector(R18_PERSON_CONFIG, dst)
     assert person.classes == ('person',) and person.person_index == 0
     features = torch.randn(5, multi.roi_head.bbox_head.fc_cls.in_features)  # (RoIs, fc dims)
     with torch.no_grad():
@@ -76,4 +78,4 @@ def test_multiclass_checkpoint_sliced_to_person(tmp_path):
         slice_person_checkpoint(src, str(tmp_path / 'x.pth'), classes=('a', 'b', 'c'))
     # Loading the multi-class checkpoint into the single-class config is refused.
     with pytest.raises(RuntimeError, match='three_classes.pth does not fit'):
-        PersonDetector(R18_CONFIG, src)
+        PersonDetector(R18_PERSON_CONFIG, src)

@@ -19,7 +19,8 @@ from importlib import metadata
 
 import pytest
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from pcca_plugin.testing import REPO_ROOT
+
 SCRIPT = osp.join(REPO_ROOT, 'tools', 'setup_env.sh')
 CONSTRAINTS = osp.join(REPO_ROOT, 'requirements', 'constraints.txt')
 WHEEL_NAME = 'mmcv-2.1.0-cp311-cp311-linux_x86_64.whl'

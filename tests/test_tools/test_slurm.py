@@ -21,12 +21,20 @@ import sys
 
 import pytest
 import torch
-from test_inference.helpers import CONFIG_DATA_ROOT, REPO_ROOT, TINY_PCCA, TOY_SIZES, subprocess_env
-from test_inference.test_distributed import CLASS_BALANCED_CONFIG, COMMAND_TIMEOUT, free_port
 
+from pcca_plugin.apis import run_train
 from pcca_plugin.engine import distributed
+from pcca_plugin.testing import repo_path, run_tool, subprocess_env
+from pcca_plugin.testing.inference import (
+    CLASS_BALANCED_CONFIG,
+    CONFIG_DATA_ROOT,
+    DDP_COMMAND_TIMEOUT,
+    TINY_PCCA,
+    TOY_SIZES,
+    free_port,
+)
 
-SLURM_TRAIN = osp.join(REPO_ROOT, 'tools', 'slurm_train.sh')
+SLURM_TRAIN = repo_path('tools', 'slurm_train.sh')
 #: Tasks of the simulated job (``GPUS``), all on one node (``GPUS_PER_NODE``).
 NUM_TASKS = 2
 #: A stand-in for srun: records its arguments, runs ``--ntasks`` local copies of the command
@@ -79,7 +87,7 @@ def fake_slurm_env(fake_dir) -> dict:
 def slurm_job(tmp_path_factory):
     """One epoch of the tiny toy config on a CPU partition: 2 tasks of 2 class-balanced
     iterations each."""
-    from make_toy_sports import make_toy_sports  # tools/data (see tests/conftest.py)
+    from pcca_plugin.datasets.toy_sports import make_toy_sports
 
     root = tmp_path_factory.mktemp('slurm')
     make_toy_sports(str(root / CONFIG_DATA_ROOT), seed=0, **TOY_SIZES)
@@ -110,7 +118,7 @@ def slurm_job(tmp_path_factory):
         env=env,
         capture_output=True,
         text=True,
-        timeout=COMMAND_TIMEOUT,
+        timeout=DDP_COMMAND_TIMEOUT,
         stdin=subprocess.DEVNULL,
     )
     logs = [(fake_dir / f'task_{task}.log') for task in range(NUM_TASKS)]
@@ -137,7 +145,7 @@ def test_slurm_train_passes_the_job_options_to_srun(slurm_job):
     assert command[:5] == [
         sys.executable,
         '-u',
-        osp.join(REPO_ROOT, 'tools', 'train.py'),
+        repo_path('tools', 'train.py'),
         slurm_job['config'],
         '--launcher',
     ]
@@ -197,11 +205,16 @@ def test_train_tool_outside_srun_names_the_missing_variables(monkeypatch):
     for name in distributed.SLURM_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv('SLURM_NTASKS', '2')
-    import train  # tools/ (see tests/conftest.py)
-
     with pytest.raises(RuntimeError, match='SLURM_PROCID, SLURM_NODELIST not set') as error:
-        train.main([TINY_PCCA, '--launcher', 'slurm'])
+        run_train(TINY_PCCA, launcher='slurm')
     assert 'tools/slurm_train.sh' in str(error.value)
+    # The command line (in this environment) says the same in one line, and exits non-zero.
+    result = run_tool('train.py', TINY_PCCA, '--launcher', 'slurm')
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith('train.py: error: ') and 'SLURM_PROCID, SLURM_NODELIST not set' in last
+    assert 'tools/slurm_train.sh' in last
+    assert last.endswith('(rerun with --debug for the traceback)')
 
 
 def test_master_address_from_the_node_list(tmp_path, monkeypatch):

@@ -1,20 +1,20 @@
-"""tools/demo/demo_video.py on generated mp4 files with the tiny model."""
+"""The video demo (``tools/demo/demo_video.py``) on generated mp4 files with the tiny model."""
 
 import json
 import os.path as osp
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
+from pcca_plugin.testing import repo_path, run_tool, subprocess_env
+from pcca_plugin.testing.inference import TINY_PCCA
 from pcca_plugin.utils.pickle_io import dump_pickle
 from pcca_plugin.visualization.tubes import MIN_DRAW_HEIGHT, read_video_frames
-from pcca_plugin.visualization.video_demo import VideoReadError, clip_indices
-
-from .helpers import REPO_ROOT, TINY_PCCA, load_tool
-
-demo = load_tool('tools/demo/demo_video.py', 'pcca_tools_demo_video')
+from pcca_plugin.visualization.video_demo import VideoReadError, clip_indices, demo_video_file
 
 CLASS_NAMES = ['run left', 'run right', 'jump', 'red', 'blue', 'shuffle', 'red+blue']
 PERSON_SIZE = (0.25, 0.5)  # width, height as fractions of the frame
@@ -50,29 +50,19 @@ def run_demo(tmp_path, checkpoint, num_frames, height, width, fps, keyed_by_name
     names = tmp_path / 'names.json'
     names.write_text(json.dumps(CLASS_NAMES))
     out, out_json = tmp_path / 'out.mp4', tmp_path / 'tubes.json'
-    result = demo.main(
-        [
-            str(video),
-            TINY_PCCA,
-            checkpoint,
-            '--proposals',
-            str(tmp_path / 'proposals.pkl'),
-            '--out',
-            str(out),
-            '--json',
-            str(out_json),
-            '--short-side',
-            '64',
-            '--class-names',
-            str(names),
-            '--len-thr',
-            '5',
-            '--tube-score-thr',
-            '0',
-            '--batch-size',
-            '3',
-            '--no-progress',
-        ]
+    result = demo_video_file(
+        str(video),
+        TINY_PCCA,
+        checkpoint,
+        proposal_file=str(tmp_path / 'proposals.pkl'),
+        out=str(out),
+        json_out=str(out_json),
+        short_side=64,
+        class_names_file=str(names),
+        len_thr=5,
+        tube_score_thr=0,
+        batch_size=3,
+        progress=False,
     )
     return boxes, out, json.loads(out_json.read_text()), result
 
@@ -134,17 +124,13 @@ def test_unreadable_video_is_a_clear_error(tmp_path, tiny_checkpoint):
     video.write_bytes(b'this is not a video' * 100)
     dump_pickle({1: np.zeros((0, 5), np.float32)}, str(tmp_path / 'p.pkl'))
     with pytest.raises(VideoReadError, match=r'broken\.mp4: neither OpenCV nor decord'):
-        demo.main(
-            [
-                str(video),
-                TINY_PCCA,
-                tiny_checkpoint,
-                '--proposals',
-                str(tmp_path / 'p.pkl'),
-                '--out',
-                str(tmp_path / 'o.mp4'),
-                '--no-progress',
-            ]
+        demo_video_file(
+            str(video),
+            TINY_PCCA,
+            tiny_checkpoint,
+            proposal_file=str(tmp_path / 'p.pkl'),
+            out=str(tmp_path / 'o.mp4'),
+            progress=False,
         )
     assert not osp.exists(tmp_path / 'o.mp4')
 
@@ -154,17 +140,13 @@ def test_proposals_of_another_video_are_named(tmp_path, tiny_checkpoint):
     write_video(video, 6, 64, 96, 25)
     dump_pickle({'other/video,00001': np.zeros((0, 5), np.float32)}, str(tmp_path / 'p.pkl'))
     with pytest.raises(KeyError, match="no key names video 'clip'.*--video-name"):
-        demo.main(
-            [
-                str(video),
-                TINY_PCCA,
-                tiny_checkpoint,
-                '--proposals',
-                str(tmp_path / 'p.pkl'),
-                '--out',
-                str(tmp_path / 'o.mp4'),
-                '--no-progress',
-            ]
+        demo_video_file(
+            str(video),
+            TINY_PCCA,
+            tiny_checkpoint,
+            proposal_file=str(tmp_path / 'p.pkl'),
+            out=str(tmp_path / 'o.mp4'),
+            progress=False,
         )
 
 
@@ -176,9 +158,7 @@ def test_demo_with_an_mmdet_person_detector(tmp_path, tiny_checkpoint):
 
     from pcca_plugin.proposals.detector import PersonDetector
 
-    det_config = osp.join(
-        REPO_ROOT, 'configs', 'det', 'faster-rcnn_r18-fpn_1xb2-4iter_toysports-person.py'
-    )
+    det_config = repo_path('configs', 'det', 'faster-rcnn_r18-fpn_1xb2-4iter_toysports-person.py')
     # A randomly initialised (seeded) person detector: its scores sit near 0.5, so a
     # person threshold of 0.3 keeps boxes in every frame.
     torch.manual_seed(0)
@@ -192,29 +172,19 @@ def test_demo_with_an_mmdet_person_detector(tmp_path, tiny_checkpoint):
     video = tmp_path / 'clip.mp4'
     write_video(video, num_frames, height, width, 25)
     out_json = tmp_path / 'tubes.json'
-    result = demo.main(
-        [
-            str(video),
-            TINY_PCCA,
-            tiny_checkpoint,
-            '--det-config',
-            det_config,
-            '--det-checkpoint',
-            str(det_checkpoint),
-            '--person-score-thr',
-            '0.3',
-            '--out',
-            str(tmp_path / 'out.mp4'),
-            '--json',
-            str(out_json),
-            '--short-side',
-            '64',
-            '--len-thr',
-            '2',
-            '--tube-score-thr',
-            '0',
-            '--no-progress',
-        ]
+    result = demo_video_file(
+        str(video),
+        TINY_PCCA,
+        tiny_checkpoint,
+        det_config=det_config,
+        det_checkpoint=str(det_checkpoint),
+        person_score_thr=0.3,
+        out=str(tmp_path / 'out.mp4'),
+        json_out=str(out_json),
+        short_side=64,
+        len_thr=2,
+        tube_score_thr=0,
+        progress=False,
     )
     assert result.num_frames == num_frames and osp.getsize(tmp_path / 'out.mp4') > 0
     # The same detector run directly on the decoded frames.
@@ -229,3 +199,62 @@ def test_demo_with_an_mmdet_person_detector(tmp_path, tiny_checkpoint):
             kept = kept[kept[:, 4] >= 0.3]
             gaps = np.abs(kept[:, :4] * size - np.array(box)).max(axis=1)
             assert gaps.min() < 0.01, (frame, box)
+
+
+def test_the_command_line_runs_the_demo_and_reports_bad_input(tmp_path, tiny_checkpoint):
+    """tools/demo/demo_video.py as a user runs it: a written video; a missing one in one line."""
+    video = tmp_path / 'clip.mp4'
+    boxes = write_video(video, 8, 64, 96, 25)
+    dump_pickle(boxes, str(tmp_path / 'p.pkl'))
+    out = tmp_path / 'out.mp4'
+    common = ['--proposals', str(tmp_path / 'p.pkl'), '--out', str(out), '--no-progress']
+    result = run_tool('demo/demo_video.py', str(video), TINY_PCCA, tiny_checkpoint, *common)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'clip.mp4: 8 frames 96x64' in result.stdout and osp.getsize(out) > 0
+    missing = str(tmp_path / 'absent.mp4')
+    result = run_tool('demo/demo_video.py', missing, TINY_PCCA, tiny_checkpoint, *common)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f'demo_video.py: error: {missing}: no such video file '
+        '(rerun with --debug for the traceback)'
+    )
+    result = run_tool('demo/demo_video.py', missing, TINY_PCCA, tiny_checkpoint, *common, '--debug')
+    assert result.returncode == 1
+    assert 'Traceback (most recent call last)' in result.stderr
+    assert f'FileNotFoundError: {missing}: no such video file' in result.stderr
+
+
+#: A fresh interpreter that imports only the demo's module, builds the tiny PCCA detector,
+#: then registers the plugin's components and builds it again.
+UNREGISTERED_BUILD = """
+import sys
+import pcca_plugin.visualization.video_demo as video_demo
+try:
+    video_demo.build_action_detector(sys.argv[1], None)
+except KeyError as error:
+    print('before registration:', error)
+else:
+    print('before registration: built')
+import pcca_plugin
+pcca_plugin.register_all_modules()
+video_demo.build_action_detector(sys.argv[1], None)
+print('after registration: built')
+"""
+
+
+def test_building_before_registration_says_what_to_call():
+    """The demo's entry point builds with build_registered: a forgotten
+    pcca_plugin.register_all_modules() is named in the error, and the call fixes it."""
+    result = subprocess.run(
+        [sys.executable, '-c', UNREGISTERED_BUILD, TINY_PCCA],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if ' registration: ' in line]
+    before, after = lines  # the model's init log prints to stdout too
+    assert before.startswith('before registration:') and 'PCCARoIHead' in before, before
+    assert 'call pcca_plugin.register_all_modules()' in before
+    assert after == 'after registration: built'

@@ -17,29 +17,18 @@ its ``#id label score`` label stacked with the other labels of the frame
 (several tubes on one person never overwrite each other) inside the frame,
 and a legend of the frame's tubes. Any video OpenCV or decord reads works, at
 any resolution and frame rate; the output keeps the frame count and rate
-(small videos are upscaled to 240 px high for legible labels).
+(small videos are upscaled to 240 px high for legible labels). The demo is
+:func:`pcca_plugin.visualization.video_demo.demo_video_file`.
 """
 
 import argparse
-import json
 import os
-import os.path as osp
-import sys
 from typing import List, Optional
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
-
-import pcca_plugin  # noqa: E402,F401  (registers components, applies compat fixes)
-from pcca_plugin.evaluation.functional import MIN_TUBE_LENGTH, MIN_TUBE_SCORE  # noqa: E402
-from pcca_plugin.visualization.video_demo import (  # noqa: E402
-    DEFAULT_BATCH_SIZE,
-    DemoResult,
-    build_action_detector,
-    clip_settings_from_config,
-    run_video_demo,
-)
+import pcca_plugin
+from pcca_plugin.evaluation.functional import MIN_TUBE_LENGTH, MIN_TUBE_SCORE
+from pcca_plugin.utils.cli import add_debug_argument, run_cli
+from pcca_plugin.visualization.video_demo import DEFAULT_BATCH_SIZE, DemoResult, demo_video_file
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -65,7 +54,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--tube-score-thr', type=float, default=MIN_TUBE_SCORE)
     parser.add_argument('--device', default='cpu', help="torch device, e.g. 'cuda:0'")
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
-    args = parser.parse_args(argv)
+    args = add_debug_argument(parser).parse_args(argv)
     if args.det_config and not args.det_checkpoint:
         parser.error('--det-config needs --det-checkpoint')
     for name in ('batch_size', 'det_batch_size'):
@@ -74,41 +63,23 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def read_class_names(path: str) -> List[str]:
-    """Class names from a JSON list (of names or of dicts with 'name') or a text file."""
-    with open(path, encoding='utf-8') as f:
-        text = f.read()
-    if path.endswith('.json'):
-        names = json.loads(text)
-        return [n['name'] if isinstance(n, dict) else str(n) for n in names]
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
 def main(argv: Optional[List[str]] = None) -> DemoResult:
+    """Run the demo on one video; returns what it found and wrote."""
     args = parse_args(argv)
-    if not osp.isfile(args.video):
-        raise SystemExit(f'{args.video}: no such video file')
-    model, cfg = build_action_detector(args.config, args.checkpoint, args.device)
-    settings = clip_settings_from_config(cfg)
-    if args.short_side is not None:
-        settings.short_side = args.short_side
-    if args.person_score_thr is not None:
-        settings.person_score_thr = args.person_score_thr
-    if args.class_names:
-        settings.class_names = read_class_names(args.class_names)
-    detect = None
-    if args.det_config:
-        from pcca_plugin.proposals.detector import PersonDetector
-
-        detect = PersonDetector(args.det_config, args.det_checkpoint, args.device).detect
-    result = run_video_demo(
+    pcca_plugin.register_all_modules()
+    result = demo_video_file(
         args.video,
-        model,
-        settings,
+        args.config,
+        args.checkpoint,
+        proposal_file=args.proposals,
+        det_config=args.det_config,
+        det_checkpoint=args.det_checkpoint,
+        short_side=args.short_side,
+        person_score_thr=args.person_score_thr,
+        class_names_file=args.class_names,
+        device=args.device,
         out=args.out,
         json_out=args.json,
-        proposal_file=args.proposals,
-        detect=detect,
         video_name=args.video_name,
         batch_size=args.batch_size,
         det_batch_size=args.det_batch_size,
@@ -128,4 +99,4 @@ def main(argv: Optional[List[str]] = None) -> DemoResult:
 
 if __name__ == '__main__':
     os.environ.setdefault('OMP_NUM_THREADS', '2')
-    main()
+    run_cli(main)

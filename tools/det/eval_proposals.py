@@ -12,23 +12,16 @@ Usage::
 """
 
 import argparse
-import json
-import math
-import os
-import os.path as osp
-import sys
-from typing import Dict, List, Optional
+from typing import List, Optional
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
-
-from pcca_plugin.proposals.evaluation import (  # noqa: E402
-    DEFAULT_IOU_THR,
-    DEFAULT_MAX_PER_FRAME,
-    evaluate_proposal_file_contents,
+from pcca_plugin.proposals.evaluation import DEFAULT_IOU_THR, DEFAULT_MAX_PER_FRAME
+from pcca_plugin.proposals.evaluation_report import (
+    OVERALL,
+    evaluate_proposal_files,
+    format_proposal_table,
+    write_results_json,
 )
-from pcca_plugin.utils.pickle_io import load_pickle  # noqa: E402
+from pcca_plugin.utils.cli import add_debug_argument, run_cli
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -50,65 +43,28 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     )
     parser.add_argument('--json', default=None, help='write all numbers to this json file')
     parser.add_argument('--per-video', action='store_true', help='print one line per video')
-    return parser.parse_args(argv)
+    return add_debug_argument(parser).parse_args(argv)
 
 
-def _json_safe(value):
-    """NaN (no GT boxes) -> None, recursively."""
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-def format_row(name: str, stats: Dict, width: int) -> str:
-    return (
-        f'{name:<{width}}  {stats["AP"]:7.2f}  {stats["AR"]:7.2f}  {stats["num_frames"]:7d}'
-        f'  {stats["num_gt_boxes"]:8d}  {stats["num_proposals"]:9d}'
-    )
-
-
-def main(argv: Optional[List[str]] = None) -> Dict:
+def main(argv: Optional[List[str]] = None) -> dict:
     """Evaluate, print a table, optionally write json; returns the results dict."""
     args = parse_args(argv)
-    proposals = load_pickle(args.proposals)
-    gt = load_pickle(args.gt)
-    results = evaluate_proposal_file_contents(
-        proposals,
-        gt,
-        split=args.split,
-        iou_thr=args.iou_thr,
-        max_per_frame=args.max_per_frame,
-        gt_source=args.gt,
-        proposal_source=args.proposals,
+    results = evaluate_proposal_files(
+        args.proposals, args.gt, args.split, args.iou_thr, args.max_per_frame
     )
-    results['files'] = {'proposals': args.proposals, 'gt': args.gt, 'split': args.split}
-    rows = dict(results['per_video']) if args.per_video else {}
-    rows['overall'] = results['overall']
-    width = max(len(name) for name in rows)
-    ap_name = f'AP@{args.iou_thr:g}'
-    ar_name = f'AR@{args.max_per_frame}'
-    print(
-        f'{"video":<{width}}  {ap_name:>7}  {ar_name:>7}  {"frames":>7}  {"gt boxes":>8}  '
-        f'{"proposals":>9}'
-    )
-    for name, stats in rows.items():
-        print(format_row(name, stats, width))
-    missing = results['overall']['frames_without_proposals']
+    table = format_proposal_table(results, args.per_video, args.iou_thr, args.max_per_frame)
+    print('\n'.join(table))
+    missing = results[OVERALL]['frames_without_proposals']
     if missing:
         print(
             f'warning: {missing} annotated frames have no entry in {args.proposals} '
             '(counted as frames without proposals)'
         )
     if args.json:
-        folder = osp.dirname(osp.abspath(args.json))
-        os.makedirs(folder, exist_ok=True)
-        with open(args.json, 'w', encoding='utf-8') as f:
-            json.dump(_json_safe(results), f, indent=1)
+        write_results_json(results, args.json)
         print(f'-> {args.json}')
     return results
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

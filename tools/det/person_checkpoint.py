@@ -13,16 +13,14 @@ Usage::
 """
 
 import argparse
-import os.path as osp
-import sys
 from typing import List, Optional
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+import pcca_plugin
+from pcca_plugin.proposals.detector import DEFAULT_BBOX_HEAD_PREFIX, slice_person_checkpoint
+from pcca_plugin.utils.cli import add_debug_argument, run_cli
 
-import pcca_plugin  # noqa: E402,F401  (compatibility fixes: checkpoint loading on torch 2.6+)
-from pcca_plugin.proposals.detector import DEFAULT_BBOX_HEAD_PREFIX, slice_person_checkpoint  # noqa: E402
+#: ``--classes`` value that stands for mmdet's 80 COCO class names.
+COCO_CLASSES = 'coco'
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -33,7 +31,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--classes',
         nargs='+',
         default=None,
-        help="class names when the checkpoint's meta lacks them; 'coco' for "
+        help=f"class names when the checkpoint's meta lacks them; '{COCO_CLASSES}' for "
         "mmdet's 80 COCO classes",
     )
     parser.add_argument(
@@ -41,16 +39,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=DEFAULT_BBOX_HEAD_PREFIX,
         help='state-dict prefix of the box head (default %(default)s)',
     )
-    return parser.parse_args(argv)
+    return add_debug_argument(parser).parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
+    pcca_plugin.register_all_modules()  # the compat fixes: checkpoint loading on torch 2.6+
     classes = args.classes
-    if classes == ['coco']:
+    if classes == [COCO_CLASSES]:
         from mmdet.evaluation import get_classes
 
-        classes = get_classes('coco')
+        classes = get_classes(COCO_CLASSES)
     meta = slice_person_checkpoint(
         args.src, args.dst, classes=classes, prefix=args.bbox_head_prefix
     )
@@ -63,4 +62,4 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -44,6 +44,7 @@ from pcca_plugin.datasets.preparation import (
     prepare_multisports_test,
     split_video_names,
 )
+from pcca_plugin.utils.cli import add_debug_argument, run_cli
 from pcca_plugin.utils.pickle_io import load_pickle
 
 #: --split choices: the GT's train and val splits together, or the test videos (no GT).
@@ -112,7 +113,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         metavar='FRAME_ROOT',
         help='also decode every video into FRAME_ROOT/<video>/img_00001.jpg',
     )
-    args = parser.parse_args(argv)
+    args = add_debug_argument(parser).parse_args(argv)
     if args.split == TEST_SPLIT and not args.video_root:
         parser.error('--split test builds the split from the videos: give --video-root')
     if args.split != TEST_SPLIT and not args.gt:
@@ -193,4 +194,4 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -4,7 +4,8 @@ One COCO image per annotated frame of a split, one ``person`` annotation per
 distinct tube box in it, so that mmdet trains and evaluates the person
 detector with its stock ``CocoDataset`` / ``CocoMetric`` (see
 ``docs/detector.md``). Writes ``<out-dir>/<prefix>_train.json`` and
-``<out-dir>/<prefix>_val.json`` (``val`` = the GT's ``test_videos``).
+``<out-dir>/<prefix>_val.json`` (``val`` = the GT's ``test_videos``); the
+conversion is :func:`pcca_plugin.proposals.write_coco_files`.
 
 Usage::
 
@@ -14,23 +15,15 @@ Usage::
 """
 
 import argparse
-import json
-import os
-import os.path as osp
-import sys
 from typing import List, Optional
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
-
-from pcca_plugin.proposals.coco_format import DEFAULT_FILENAME_TMPL, multisports_to_coco  # noqa: E402
-from pcca_plugin.proposals.ground_truth import split_videos  # noqa: E402
-from pcca_plugin.utils.pickle_io import load_pickle  # noqa: E402
-
-#: Output split name -> stem suffix of the json file.
-SPLITS = ('train', 'val')
-DEFAULT_PREFIX = 'multisports_person'
+from pcca_plugin.proposals.coco_format import (
+    COCO_SPLITS,
+    DEFAULT_COCO_PREFIX,
+    DEFAULT_FILENAME_TMPL,
+    write_coco_files,
+)
+from pcca_plugin.utils.cli import add_debug_argument, run_cli
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -39,10 +32,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out-dir', required=True, help='folder for the json files')
     parser.add_argument(
         '--prefix',
-        default=DEFAULT_PREFIX,
+        default=DEFAULT_COCO_PREFIX,
         help='json file names: <prefix>_train.json, <prefix>_val.json',
     )
-    parser.add_argument('--splits', nargs='+', default=list(SPLITS), choices=SPLITS)
+    parser.add_argument('--splits', nargs='+', default=list(COCO_SPLITS), choices=COCO_SPLITS)
     parser.add_argument(
         '--frame-interval',
         type=int,
@@ -59,54 +52,29 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=None,
         help='if given, check that every image exists under this folder',
     )
-    return parser.parse_args(argv)
-
-
-def check_images(coco: dict, frame_root: str, json_path: str) -> None:
-    """Raise FileNotFoundError naming the first missing frame and how many are missing."""
-    missing = [
-        image['file_name']
-        for image in coco['images']
-        if not osp.isfile(osp.join(frame_root, image['file_name']))
-    ]
-    if missing:
-        raise FileNotFoundError(
-            f'{json_path}: {len(missing)} of {len(coco["images"])} frames are missing under '
-            f'{frame_root}, e.g. {osp.join(frame_root, missing[0])}; extract the frames '
-            '(img_00001.jpg, ...) or fix --frame-root / --filename-tmpl'
-        )
+    return add_debug_argument(parser).parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> List[str]:
     """Write the json files; returns their paths."""
     args = parse_args(argv)
-    gt = load_pickle(args.gt)
-    os.makedirs(args.out_dir, exist_ok=True)
-    written = []
-    for split in args.splits:
-        videos = split_videos(gt, split, args.gt)
-        coco, stats = multisports_to_coco(
-            gt,
-            videos,
-            filename_tmpl=args.filename_tmpl,
-            frame_interval=args.frame_interval,
-            source=args.gt,
-        )
-        path = osp.join(args.out_dir, f'{args.prefix}_{split}.json')
-        if args.frame_root is not None:
-            check_images(coco, args.frame_root, path)
-        tmp = path + '.tmp'
-        with open(tmp, 'w', encoding='utf-8') as f:
-            json.dump(coco, f)
-        os.replace(tmp, path)
-        written.append(path)
+    written = write_coco_files(
+        args.gt,
+        args.out_dir,
+        prefix=args.prefix,
+        splits=args.splits,
+        frame_interval=args.frame_interval,
+        filename_tmpl=args.filename_tmpl,
+        frame_root=args.frame_root,
+    )
+    for split, (path, stats) in written.items():
         print(
             f'{split}: {stats["videos"]} videos, {stats["images"]} frames, '
             f'{stats["annotations"]} person boxes ({stats["dropped_empty_boxes"]} empty boxes '
             f'dropped) -> {path}'
         )
-    return written
+    return [path for path, _ in written.values()]
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)
