@@ -42,19 +42,22 @@ validation split lists **every** frame of every validation video (optionally
 every ``frame_stride``-th): the official protocol counts a detection on a frame
 without actions as a false positive, so evaluating only annotated frames
 inflates frame-mAP.
+
+Decoding a video (frame count, size, JPEG frames) lives in
+:mod:`pcca_plugin.datasets.video_decoding`; its names are re-exported here for
+the preparation tool.
 """
 
 import os
 import os.path as osp
-import shutil
-import tempfile
 from collections import OrderedDict
-from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.logging import MMLogger
 from mmengine.utils import track_iter_progress
 
+from pcca_plugin.evaluation.functional import box_iou
 from pcca_plugin.utils.multisports_format import (
     FIRST_FRAME,
     TRAINING_PREPARATION_GT_KEYS,
@@ -63,6 +66,8 @@ from pcca_plugin.utils.multisports_format import (
     parse_frame_key,
 )
 from pcca_plugin.utils.pickle_io import dump_pickle, load_pickle
+
+from .video_decoding import FrameCountError, VideoProbe, decode_video, extract_frames
 
 #: ``format`` field of a frame annotation file.
 ANNOTATION_FORMAT = 'pcca_plugin.multisports_frames'
@@ -155,19 +160,6 @@ def _validate_tube(tube: np.ndarray, nframes: int, where: str) -> None:
         raise ValueError(f'{where}: a box has x2 < x1 or y2 < y1')
 
 
-def box_iou(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
-    """IoU matrix of boxes ``(N, 4)`` and ``(M, 4)`` -> ``(N, M)`` (areas without +1)."""
-    x1 = np.maximum(boxes1[:, None, 0], boxes2[None, :, 0])
-    y1 = np.maximum(boxes1[:, None, 1], boxes2[None, :, 1])
-    x2 = np.minimum(boxes1[:, None, 2], boxes2[None, :, 2])
-    y2 = np.minimum(boxes1[:, None, 3], boxes2[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
-    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
-    union = area1[:, None] + area2[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, np.finfo(np.float64).tiny), 0.0)
-
-
 def video_frame_annotations(
     tubes_by_label: Dict,
     resolution: Tuple[int, int],
@@ -202,7 +194,7 @@ def video_frame_annotations(
         labels: List[np.ndarray] = []
         for box, label in per_frame[frame]:
             if boxes:
-                ious = box_iou(box[None], np.stack(boxes))[0]  # (K,)
+                ious = box_iou(box[None], np.stack(boxes), empty_union=0.0)[0]  # (K,)
                 best = int(np.argmax(ious))
                 if ious[best] >= duplicate_iou:
                     labels[best][label] = 1
@@ -405,142 +397,6 @@ def prepare_multisports(
         written[split] = ann_path
         written[f'proposals_{split}'] = proposal_path
     return written
-
-
-class FrameCountError(OSError):
-    """A video decodes to another number of frames than the preparation expects."""
-
-
-class VideoProbe(NamedTuple):
-    """What decoding a whole video found.
-
-    Attributes:
-        nframes: frames decoded (the 1-based frames are ``1..nframes``).
-        height: frame height in pixels.
-        width: frame width in pixels.
-    """
-
-    nframes: int
-    height: int
-    width: int
-
-    @property
-    def resolution(self) -> Tuple[int, int]:
-        """``(height, width)``, the MultiSports ``resolution`` entry."""
-        return self.height, self.width
-
-
-def decode_video(
-    video_path: str,
-    frame_dir: Optional[str] = None,
-    filename_tmpl: str = 'img_{:05d}.jpg',
-    expected_frames: Optional[int] = None,
-) -> VideoProbe:
-    """Decode every frame of a video with OpenCV: count them, read the size, optionally save them.
-
-    The decoded count is what the dataset will index, so it must equal what
-    the preparation expects: ``expected_frames`` (the GT ``nframes``) when
-    given, else the frame count the container reports (when it reports one).
-    Frames are written into a hidden temporary folder next to ``frame_dir``
-    that replaces ``frame_dir`` only once the whole video decoded and checked,
-    so a failure never leaves a half-filled frame folder.
-
-    Args:
-        video_path: the video file.
-        frame_dir: write ``frame_dir/img_00001.jpg ...`` (1-based); None: only count.
-        filename_tmpl: frame file names, formatted with the 1-based frame number.
-        expected_frames: frames the GT says the video has (None: the container's count).
-
-    Returns:
-        :class:`VideoProbe` ``(nframes, height, width)``.
-
-    Raises:
-        FileNotFoundError: the video does not exist.
-        OSError: OpenCV cannot open it or decodes no frame.
-        FrameCountError: the decoded frame count differs from the expected one.
-    """
-    import cv2
-
-    if not osp.isfile(video_path):
-        raise FileNotFoundError(f'{video_path}: video not found')
-    capture = cv2.VideoCapture(video_path)
-    if not capture.isOpened():
-        raise OSError(f'{video_path}: OpenCV cannot open this video; re-download or re-encode')
-    header_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    temp_dir = None
-    if frame_dir is not None:
-        parent = osp.dirname(osp.abspath(frame_dir))
-        os.makedirs(parent, exist_ok=True)
-        temp_dir = tempfile.mkdtemp(
-            dir=parent, prefix=f'.{osp.basename(frame_dir)}.', suffix='.tmp'
-        )
-    count, height, width = 0, 0, 0
-    try:
-        while True:
-            if temp_dir is None:
-                # grab() decodes without converting the frame: enough to count.
-                ok = capture.grab()
-                if ok and count == 0:
-                    ok, frame = capture.retrieve()
-                    height, width = frame.shape[:2]
-            else:
-                ok, frame = capture.read()
-                if ok:
-                    height, width = frame.shape[:2]
-                    cv2.imwrite(
-                        osp.join(temp_dir, filename_tmpl.format(count + FIRST_FRAME)), frame
-                    )
-            if not ok:
-                break
-            count += 1
-        capture.release()
-        if count == 0:
-            raise OSError(
-                f'{video_path}: OpenCV decoded no frame; the video is unreadable or truncated. '
-                'Re-download or re-encode it'
-            )
-        if expected_frames is not None:
-            expected, source = int(expected_frames), 'the GT nframes'
-        else:
-            expected, source = header_frames, 'its container header'
-        if expected > 0 and count != expected:
-            raise FrameCountError(
-                f'{video_path}: decoded {count} frames, {source} says {expected}; the video '
-                'is truncated or its frame count is wrong. Re-download it, or re-encode it '
-                '(ffmpeg -i IN -c:v libx264 OUT.mp4) and prepare it again'
-            )
-        if temp_dir is not None:
-            if osp.isdir(frame_dir):
-                shutil.rmtree(frame_dir)
-            os.replace(temp_dir, frame_dir)
-            temp_dir = None
-    finally:
-        capture.release()
-        if temp_dir is not None:
-            shutil.rmtree(temp_dir, ignore_errors=True)
-    return VideoProbe(count, int(height), int(width))
-
-
-def extract_frames(
-    video_path: str,
-    frame_dir: str,
-    filename_tmpl: str = 'img_{:05d}.jpg',
-    expected_frames: Optional[int] = None,
-) -> int:
-    """Decode a video with OpenCV into ``frame_dir/img_00001.jpg ...`` (1-based).
-
-    A thin wrapper of :func:`decode_video` (same checks, same atomic folder).
-
-    Raises:
-        FileNotFoundError: the video does not exist.
-        OSError: OpenCV cannot open or decode it.
-        FrameCountError: it has another number of frames than ``expected_frames``
-            (the GT ``nframes``; None: the container's count).
-
-    Returns:
-        The number of frames written.
-    """
-    return decode_video(video_path, frame_dir, filename_tmpl, expected_frames).nframes
 
 
 # ---------------------------------------------------------------- test split (no GT)
@@ -756,3 +612,32 @@ def prepare_multisports_test(
         f'test: {len(probes)} videos, {num_keyframes} key frames -> {ann_path}, {proposal_path}'
     )
     return {TEST_SPLIT: ann_path, f'proposals_{TEST_SPLIT}': proposal_path}
+
+
+__all__ = [
+    'ANNOTATION_FORMAT',
+    'ANNOTATION_VERSION',
+    'DEFAULT_DUPLICATE_IOU',
+    'PROPOSAL_COLUMNS',
+    'SPLIT_GT_FIELDS',
+    'TEST_SPLIT',
+    'TRAIN_FRAME_MODES',
+    'TUBE_COLUMNS',
+    'FrameCountError',
+    'VideoProbe',
+    'build_split_annotation',
+    'build_test_annotation',
+    'check_proposal_array',
+    'check_test_proposal_videos',
+    'decode_video',
+    'extract_frames',
+    'find_videos',
+    'load_proposal_files',
+    'prepare_multisports',
+    'prepare_multisports_test',
+    'read_video_list',
+    'split_proposals',
+    'split_video_names',
+    'validate_gt',
+    'video_frame_annotations',
+]

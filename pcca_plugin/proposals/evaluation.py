@@ -35,6 +35,7 @@ from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from ..evaluation.functional import box_iou, voc_ap
 from ..utils.multisports_format import check_gt_keys, frame_key, parse_frame_key
 from .ground_truth import PERSON_BOX_GT_KEYS, frame_person_boxes, split_videos, video_resolution
 
@@ -47,47 +48,6 @@ PROPOSAL_COLUMNS = 5
 #: A coordinate above this cannot be normalised (boxes slightly outside the frame are
 #: fine): the proposal file holds pixel boxes.
 PIXEL_COORD_MIN = 2.0
-
-
-def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU with the MultiSports evaluation convention (no +1).
-
-    Args:
-        boxes_a (np.ndarray[N, 4]): ``[x1, y1, x2, y2]``.
-        boxes_b (np.ndarray[G, 4]): ``[x1, y1, x2, y2]``.
-
-    Returns:
-        np.ndarray[N, G]: float64 IoU; 0 where the union is empty.
-    """
-    a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)  # (N, 4)
-    b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)  # (G, 4)
-    inter_w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    inter_h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(inter_w, 0, None) * np.clip(inter_h, 0, None)  # (N, G)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide='ignore', invalid='ignore'):
-        iou = np.where(union > 0, inter / union, 0.0)
-    return iou
-
-
-def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
-    """PASCAL VOC all-point average precision (a fraction, not percent).
-
-    Prepends recall 0 / precision 0, appends recall 1 / precision 0, makes the
-    precision non-increasing from the right and sums ``(r[i] - r[i-1]) * p[i]``
-    where the recall changes (``docs/protocol.md``).
-
-    Args:
-        recall (np.ndarray[D]): recall after each ranked detection.
-        precision (np.ndarray[D]): precision after each ranked detection.
-    """
-    r = np.concatenate([[0.0], np.asarray(recall, dtype=np.float64), [1.0]])
-    p = np.concatenate([[0.0], np.asarray(precision, dtype=np.float64), [0.0]])
-    p = np.maximum.accumulate(p[::-1])[::-1]
-    changed = np.nonzero(r[1:] != r[:-1])[0] + 1
-    return float(np.sum((r[changed] - r[changed - 1]) * p[changed]))
 
 
 def gt_person_boxes(
@@ -150,7 +110,8 @@ def _frame_record(
 ) -> _FrameRecord:
     """Match one frame's proposals (N, 5) against its GT boxes (G, 4)."""
     scores = proposals[:, 4]
-    iou = box_iou(proposals[:, :4], gt_boxes)  # (N, G)
+    gt_boxes = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)  # (G, 4)
+    iou = box_iou(proposals[:, :4], gt_boxes, empty_union=0.0)  # (N, G), 0 for an empty union
     if len(proposals):
         best_gt = iou.argmax(axis=1)
         best_gt = np.where(iou.max(axis=1) >= iou_thr, best_gt, -1)
@@ -194,7 +155,7 @@ def _summarise(records: Sequence[_FrameRecord]) -> Dict[str, float]:
         tp_cum = np.cumsum(true_positive)
         recall = tp_cum / num_gt
         precision = tp_cum / np.arange(1, len(tp_cum) + 1)
-        ap = 100.0 * voc_ap(recall, precision) if len(tp_cum) else 0.0
+        ap = 100.0 * voc_ap(precision, recall) if len(tp_cum) else 0.0
         ar = 100.0 * num_recalled / num_gt
     return {
         'AP': ap,

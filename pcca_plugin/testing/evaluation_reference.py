@@ -1,4 +1,4 @@
-"""Slow, obviously-correct references of the MultiSports protocol (for tests only).
+"""Slow, obviously-correct references of the MultiSports protocol (for the tests).
 
 Written straight from ``docs/protocol.md``: one detection,
 one frame, one tube at a time, with plain Python loops and the same numpy calls
@@ -11,14 +11,10 @@ import math
 
 import numpy as np
 
-EXCLUDED = (
-    'aerobic kick jump',
-    'aerobic off axis jump',
-    'aerobic butterfly jump',
-    'aerobic balance turn',
-    'basketball save',
-    'basketball jump ball',
-)
+from pcca_plugin.utils.multisports_format import EXCLUDED_CLASS_NAMES
+
+#: The classes the challenge does not evaluate.
+EXCLUDED = EXCLUDED_CLASS_NAMES
 
 
 def iou_many_to_one(boxes, box):
@@ -60,7 +56,7 @@ def tube_iou(a, b, part='st'):
     return spatial * (t_inter / t_union)
 
 
-def voc_ap(pr):
+def all_point_ap(pr):
     """All-point VOC AP of an (n, 2) [precision, recall] table."""
     recall = [0.0] + [float(r) for r in pr[:, 1]] + [1.0]
     precision = [0.0] + [float(p) for p in pr[:, 0]] + [0.0]
@@ -103,7 +99,7 @@ def frame_ap(gt, dets, thr):
                     hit = True
             tp, fp = tp + hit, fp + (not hit)
             table[rank] = [tp / (tp + fp), tp / num_gt]
-        per_class[name] = 100 * voc_ap(table)
+        per_class[name] = 100 * all_point_ap(table)
     values = list(per_class.values())
     return (float(np.mean(values)) if values else 0.0), per_class
 
@@ -143,7 +139,7 @@ def video_ap(gt, vdets, thr):
         for hit, _, _ in _class_matches(gt, vdets, label, thr):
             tp, fp = tp + hit, fp + (not hit)
             rows.append([tp / (tp + fp), tp / num_gt])
-        per_class[name] = 100 * voc_ap(np.array(rows).reshape(-1, 2))
+        per_class[name] = 100 * all_point_ap(np.array(rows).reshape(-1, 2))
     values = list(per_class.values())
     return (float(np.mean(values)) if values else 0.0), per_class
 
@@ -212,9 +208,9 @@ def video_ap_error(gt, vdets, thr):
                 [tp / n, tp / num_gt if num_gt else 0.0] + [counts[c] / n for c in columns[1:]]
             )
         table = np.array(table, dtype=np.float32).reshape(-1, len(columns) + 1)
-        values = {'AP': 100 * voc_ap(table[:, [0, 1]])}
+        values = {'AP': 100 * all_point_ap(table[:, [0, 1]])}
         for j, column in enumerate(columns[1:]):
-            values[column] = 100 * voc_ap(table[:, [j + 2, 1]])
+            values[column] = 100 * all_point_ap(table[:, [j + 2, 1]])
         values['EM'] = 100 - 100 * table[-1, 1] if len(table) else 100
         rows[name] = values
     mean = {c: float(np.mean(np.array([rows[n][c] for n in rows]))) for c in columns + ('EM',)}
@@ -286,3 +282,17 @@ def link(gt, frame_dets, len_thr=15, score_thr=0.005):
                 rows[:, 5] = np.array([box[4] for _, box in tube])
                 out[label].append((video, score, rows))
     return out
+
+
+__all__ = [
+    'EXCLUDED',
+    'all_point_ap',
+    'frame_ap',
+    'iou_many_to_one',
+    'link',
+    'nms',
+    'tube_iou',
+    'video_ap',
+    'video_ap_error',
+    'video_ap_range',
+]

@@ -88,12 +88,16 @@ def check_gt_keys(
         KeyError: a key is missing; names the key, the file and the step.
     """
     if not isinstance(gt, dict):
-        raise TypeError(f'{source}: a MultiSports GT file holds a dict, found {type(gt).__name__}')
+        raise TypeError(
+            f'{source}: a MultiSports GT file holds a dict, found {type(gt).__name__}; is this '
+            'a detection file given in place of the GT?'
+        )
     missing = [key for key in required if key not in gt]
     if missing:
         present = sorted(map(str, gt))
         shown = present[:_KEYS_SHOWN] + (['...'] if len(present) > _KEYS_SHOWN else [])
         raise KeyError(
             f'{source}: MultiSports GT is missing the keys {missing}, which {step} needs '
-            f'(it reads {list(required)}; the file has {shown})'
+            f'(it reads {list(required)}; the file has {shown}); give a GT file of the '
+            'MultiSports release layout (docs/protocol.md) or add the keys'
         )

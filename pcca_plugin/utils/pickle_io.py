@@ -337,6 +337,25 @@ def dumps_pickle(obj: Any, protocol: int = 4, style: str = 'portable') -> bytes:
     return buffer.getvalue()
 
 
+def write_file_atomically(data: bytes, path: Union[str, os.PathLike]) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    A partial file never replaces an existing one; the folder is created.
+    """
+    path = os.fspath(path)
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path), suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def dump_pickle(
     obj: Any, path: Union[str, os.PathLike], protocol: int = 4, style: str = 'portable'
 ) -> None:
@@ -350,16 +369,4 @@ def dump_pickle(
             MultiSports release uses 2).
         style: ``'portable'`` or ``'numpy1'``, see :func:`dumps_pickle`.
     """
-    data = dumps_pickle(obj, protocol=protocol, style=style)
-    path = os.fspath(path)
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path), suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_file_atomically(dumps_pickle(obj, protocol=protocol, style=style), path)

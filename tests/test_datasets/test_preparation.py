@@ -13,36 +13,17 @@ from pcca_plugin.datasets.preparation import (
     split_proposals,
     validate_gt,
 )
+from pcca_plugin.testing import run_tool
+from pcca_plugin.testing.evaluation import make_preparation_gt
 from pcca_plugin.utils.multisports_format import frame_key
 from pcca_plugin.utils.pickle_io import dump_pickle, load_pickle
 
-RESOLUTION = (50, 100)  # (h, w)
-
-
-def _tiny_gt():
-    """Two videos of 10 frames; video 'a/v1' has a 2-label person and a second person."""
-    box = np.array([10.0, 5.0, 30.0, 45.0])
-    other = np.array([60.0, 5.0, 80.0, 45.0])
-
-    def tube(first, last, xyxy):
-        frames = np.arange(first, last + 1, dtype=np.float32)[:, None]
-        return np.concatenate([frames, np.tile(xyxy, (len(frames), 1))], 1).astype(np.float32)
-
-    return dict(
-        labels=['c0', 'c1', 'c2'],
-        train_videos=[['a/v1']],
-        test_videos=[['a/v2']],
-        nframes={'a/v1': 10, 'a/v2': 10},
-        resolution={'a/v1': RESOLUTION, 'a/v2': RESOLUTION},
-        gttubes={
-            'a/v1': {0: [tube(2, 6, box)], 2: [tube(4, 8, box), tube(3, 4, other)]},
-            'a/v2': {1: [tube(1, 3, other)]},
-        },
-    )
+#: The preparation's command line, under tools/.
+PREPARE_TOOL = 'data/multisports/prepare_multisports.py'
 
 
 def test_train_annotation_merges_labels_of_one_person_and_normalises():
-    gt = _tiny_gt()
+    gt = make_preparation_gt()
     validate_gt(gt, 'tiny')
     ann = build_split_annotation(gt, 'train')
     video = ann['videos']['a/v1']
@@ -57,7 +38,7 @@ def test_train_annotation_merges_labels_of_one_person_and_normalises():
 
 
 def test_val_annotation_lists_every_frame_with_optional_stride():
-    gt = _tiny_gt()
+    gt = make_preparation_gt()
     ann = build_split_annotation(gt, 'val')
     np.testing.assert_array_equal(ann['videos']['a/v2']['keyframes'], np.arange(1, 11))
     strided = build_split_annotation(gt, 'val', frame_stride=3)
@@ -67,22 +48,22 @@ def test_val_annotation_lists_every_frame_with_optional_stride():
 
 
 def test_tube_outside_the_video_names_video_label_and_tube():
-    gt = _tiny_gt()
+    gt = make_preparation_gt()
     gt['gttubes']['a/v1'][2][1][:, 0] += 8  # frames 11..12 of a 10-frame video
     with pytest.raises(ValueError, match=r"video 'a/v1', label 2, tube 1.*outside the video"):
         validate_gt(gt, 'tiny_GT.pkl')
-    gt = _tiny_gt()
+    gt = make_preparation_gt()
     gt['gttubes']['a/v1'][0][0] = gt['gttubes']['a/v1'][0][0][[0, 2, 3]]  # a gap
     with pytest.raises(ValueError, match='contiguous'):
         validate_gt(gt, 'tiny_GT.pkl')
-    gt = _tiny_gt()
+    gt = make_preparation_gt()
     del gt['nframes']['a/v2']
     with pytest.raises(KeyError, match="video 'a/v2'.*'nframes'"):
         validate_gt(gt, 'tiny_GT.pkl')
 
 
 def test_proposal_keys_must_match_gt_videos_and_frames():
-    gt = _tiny_gt()
+    gt = make_preparation_gt()
     good = {
         frame_key('a/v1', 1): np.array([[0.1, 0.1, 0.3, 0.9, 0.9]]),
         frame_key('a/v2', 1): np.zeros((0, 5)),
@@ -97,8 +78,8 @@ def test_proposal_keys_must_match_gt_videos_and_frames():
         split_proposals({frame_key('a/v1', 2): np.array([[10, 10, 30, 40, 0.9]])}, gt, ['a/v1'])
 
 
-def test_tool_writes_per_split_files(tmp_path, prepare_tool):
-    gt = _tiny_gt()
+def test_tool_writes_per_split_files(tmp_path):
+    gt = make_preparation_gt()
     dump_pickle(gt, tmp_path / 'gt.pkl')
     boxes = {
         frame_key(v, f): np.array([[0.1, 0.1, 0.3, 0.9, 0.95]], np.float64)
@@ -106,18 +87,12 @@ def test_tool_writes_per_split_files(tmp_path, prepare_tool):
         for f in range(1, 11)
     }
     dump_pickle(boxes, tmp_path / 'boxes.pkl')
-    prepare_tool.main(
-        [
-            '--gt',
-            str(tmp_path / 'gt.pkl'),
-            '--proposals',
-            str(tmp_path / 'boxes.pkl'),
-            '--out-dir',
-            str(tmp_path / 'out'),
-            '--name',
-            'tiny',
-        ]
+    run = run_tool(
+        PREPARE_TOOL,
+        *['--gt', str(tmp_path / 'gt.pkl'), '--proposals', str(tmp_path / 'boxes.pkl')],
+        *['--out-dir', str(tmp_path / 'out'), '--name', 'tiny'],
     )
+    assert run.returncode == 0, run.stderr
     val = load_pickle(str(tmp_path / 'out' / 'tiny_val.pkl'))
     assert val['split'] == 'val' and list(val['videos']) == ['a/v2']
     val_boxes = load_pickle(str(tmp_path / 'out' / 'tiny_dense_proposals_val.pkl'))
@@ -125,7 +100,7 @@ def test_tool_writes_per_split_files(tmp_path, prepare_tool):
     assert val_boxes[frame_key('a/v2', 1)].dtype == np.float32
 
 
-def test_missing_and_unreadable_videos(tmp_path, prepare_tool, small_toy):
+def test_missing_and_unreadable_videos(tmp_path, small_toy):
     with pytest.raises(FileNotFoundError, match='nothere.mp4'):
         extract_frames(str(tmp_path / 'nothere.mp4'), str(tmp_path / 'frames'))
     broken = tmp_path / 'broken.mp4'
@@ -148,23 +123,16 @@ def test_missing_and_unreadable_videos(tmp_path, prepare_tool, small_toy):
     gt_copy['nframes']['toysport/v_9999'] = 5
     gt_copy['resolution']['toysport/v_9999'] = (96, 192)
     dump_pickle(gt_copy, tmp_path / 'gt.pkl')
-    with pytest.raises(FileNotFoundError, match='v_9999.mp4'):
-        prepare_tool.main(
-            [
-                '--gt',
-                str(tmp_path / 'gt.pkl'),
-                '--proposals',
-                *small_toy['proposal_files'],
-                '--out-dir',
-                str(tmp_path / 'o'),
-                '--video-root',
-                osp.join(small_toy['root'], 'videos'),
-            ]
-        )
+    run = run_tool(
+        PREPARE_TOOL,
+        *['--gt', str(tmp_path / 'gt.pkl'), '--proposals', *small_toy['proposal_files']],
+        *['--out-dir', str(tmp_path / 'o'), '--video-root', osp.join(small_toy['root'], 'videos')],
+    )
+    assert run.returncode != 0 and 'v_9999.mp4' in run.stderr
 
 
 def test_prepare_reports_frames_without_boxes(tmp_path):
-    gt = _tiny_gt()
+    gt = make_preparation_gt()
     dump_pickle(gt, tmp_path / 'gt.pkl')
     dump_pickle(
         {frame_key('a/v2', 1): np.array([[0.1, 0.1, 0.3, 0.9, 0.95]])}, tmp_path / 'boxes.pkl'

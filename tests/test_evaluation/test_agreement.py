@@ -1,6 +1,6 @@
 """The fast evaluator agrees with the slow references and mmaction2's port of the official code.
 
-Randomised seeded cases (``cases.make_case``) have tied scores, empty and
+Randomised seeded cases (``pcca_plugin.testing.evaluation.make_case``) have tied scores, empty and
 excluded classes, a video without detections, GT tubes touching in one
 frame, suppressed near-duplicate boxes, and float32 or float64 tubes.
 """
@@ -18,9 +18,8 @@ from pcca_plugin.evaluation.functional import (
     video_ap_all,
     video_ap_error,
 )
-
-from . import reference as ref
-from .cases import EMPTY_LABEL, LABELS, make_case
+from pcca_plugin.testing import evaluation_reference as ref
+from pcca_plugin.testing.evaluation import EMPTY_LABEL, LABELS, make_case
 
 #: The protocol's figures must agree to this (they agree exactly in practice).
 TOLERANCE = 1e-6

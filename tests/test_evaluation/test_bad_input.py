@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from pcca_plugin.evaluation.functional import frame_ap, link_tubes, load_ground_truth, video_ap
+from pcca_plugin.testing.evaluation import make_case
 from pcca_plugin.utils.pickle_io import UnsafePickleError, dump_pickle, load_pickle
-
-from .cases import make_case
 
 
 @pytest.fixture

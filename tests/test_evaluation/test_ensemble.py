@@ -1,45 +1,19 @@
-"""tools/ensemble.py: weighted mean of frame detections on the same proposals."""
+"""The ensemble of frame detections: weighted mean of the scores of rows on the same proposals."""
 
 import numpy as np
 import pytest
 
 from pcca_plugin.evaluation import frame_ap
-from pcca_plugin.utils.pickle_io import dump_pickle, load_pickle
-
-from .helpers import load_tool
-
-ensemble = load_tool('tools/ensemble.py', 'pcca_tools_ensemble')
-
-NUM_CLASSES = 3
-VIDEOS = ['sport/v_a', 'sport/v_b']
-NUM_FRAMES = 10
-
-
-def make_gt():
-    tube = np.array([[f, 10, 10, 50, 80] for f in range(1, NUM_FRAMES + 1)], dtype=np.float32)
-    return dict(
-        labels=['a', 'b', 'c'],
-        train_videos=[[]],
-        test_videos=[VIDEOS],
-        nframes=dict.fromkeys(VIDEOS, NUM_FRAMES),
-        resolution=dict.fromkeys(VIDEOS, (120, 160)),
-        gttubes={v: {i: [tube]} for i, v in enumerate(VIDEOS)},
-    )
-
-
-def make_dets(seed):
-    """Rows as MultiSportsTubeMetric writes them: per frame, box-major, every class."""
-    rng = np.random.default_rng(0)  # same boxes for every seed
-    scores = np.random.default_rng(seed)
-    rows = []
-    for video in range(len(VIDEOS)):
-        for frame in range(1, NUM_FRAMES + 1):
-            for _ in range(2):
-                x1, y1 = rng.uniform(0, 60, 2)
-                box = [x1, y1, x1 + 40, y1 + 60]
-                for label in range(NUM_CLASSES):
-                    rows.append([video, frame, label, scores.uniform(), *box])
-    return np.array(rows)
+from pcca_plugin.evaluation.functional.ensemble import (
+    EnsembleMismatchError,
+    ensemble_files,
+    ensemble_frame_detections,
+)
+from pcca_plugin.testing.evaluation import ENSEMBLE_VIDEOS as VIDEOS
+from pcca_plugin.testing.evaluation import make_ensemble_dets as make_dets
+from pcca_plugin.testing.evaluation import make_ensemble_gt as make_gt
+from pcca_plugin.testing.evaluation import write_ensemble_inputs
+from pcca_plugin.utils.pickle_io import load_pickle
 
 
 def shuffled_frames(dets, seed=1):
@@ -54,7 +28,7 @@ def test_weighted_mean_matches_a_row_by_row_reference():
     b = shuffled_frames(b)
     b[:, 4:8] += 1e-4  # another input scale: the same boxes up to rounding
     weights = [2.0, 1.0, 1.0]
-    merged = ensemble.ensemble_frame_detections([a, b, c], weights)
+    merged = ensemble_frame_detections([a, b, c], weights)
 
     # Reference: match rows by (video, frame, label, occurrence in frame) with dicts.
     def table(dets):
@@ -73,21 +47,15 @@ def test_weighted_mean_matches_a_row_by_row_reference():
     np.testing.assert_allclose(np.sort(merged[:, 4:8], axis=0), np.sort(a[:, 4:8], axis=0))
 
 
-def test_cli_writes_a_file_the_evaluator_reads(tmp_path):
-    gt = make_gt()
-    paths = []
-    for seed in (1, 2):
-        path = tmp_path / f'dets_{seed}.pkl'
-        dump_pickle(make_dets(seed), str(path))
-        paths.append(str(path))
-    gt_path = tmp_path / 'gt.pkl'
-    dump_pickle(gt, str(gt_path))
+def test_files_give_a_file_the_evaluator_reads(tmp_path):
+    paths, gt_path = write_ensemble_inputs(str(tmp_path))
     out = tmp_path / 'ensemble.pkl'
-    ensemble.main(paths + ['-o', str(out), '--gt', str(gt_path), '--weights', '1', '3'])
-    merged = load_pickle(str(out))
+    merged, written = ensemble_files(paths, out=str(out), weights=[1, 3], gt_file=gt_path)
+    assert written == {'frame_detections': str(out)}
+    np.testing.assert_array_equal(load_pickle(str(out)), merged)
     expected = (make_dets(1)[:, 3] + 3 * make_dets(2)[:, 3]) / 4
     np.testing.assert_allclose(merged[:, 3], expected)
-    result = frame_ap(gt, merged)
+    result = frame_ap(make_gt(), merged)
     assert 0.0 <= result.mean_ap <= 100.0
 
 
@@ -97,8 +65,8 @@ def test_moved_box_names_the_first_mismatching_frame():
     b[rows[3], 4] += 5.0  # frame 7 of video 1, second box, first class
     later = np.flatnonzero((b[:, 0] == 1) & (b[:, 1] == 9))
     b[later[0], 5] += 5.0  # a later frame is wrong too; the first one is reported
-    with pytest.raises(ensemble.EnsembleMismatchError) as info:
-        ensemble.ensemble_frame_detections([a, b], names=['A.pkl', 'B.pkl'], video_names=VIDEOS)
+    with pytest.raises(EnsembleMismatchError) as info:
+        ensemble_frame_detections([a, b], names=['A.pkl', 'B.pkl'], video_names=VIDEOS)
     message = str(info.value)
     assert "video 'sport/v_b' (index 1), frame 7" in message
     assert 'row 3 of the frame' in message and 'A.pkl' in message and 'B.pkl' in message
@@ -107,11 +75,11 @@ def test_moved_box_names_the_first_mismatching_frame():
 def test_missing_frame_and_different_row_count_are_named():
     a, b = make_dets(1), make_dets(2)
     missing = b[~((b[:, 0] == 0) & (b[:, 1] == 4))]
-    with pytest.raises(ensemble.EnsembleMismatchError, match='video index 0, frame 4: has'):
-        ensemble.ensemble_frame_detections([a, missing])
+    with pytest.raises(EnsembleMismatchError, match='video index 0, frame 4: has'):
+        ensemble_frame_detections([a, missing])
     fewer = np.delete(b, np.flatnonzero((b[:, 0] == 0) & (b[:, 1] == 2))[-1], axis=0)
-    with pytest.raises(ensemble.EnsembleMismatchError, match=r'frame 2: 6 rows in .* but 5'):
-        ensemble.ensemble_frame_detections([a, fewer])
+    with pytest.raises(EnsembleMismatchError, match=r'frame 2: 6 rows in .* but 5'):
+        ensemble_frame_detections([a, fewer])
 
 
 @pytest.mark.parametrize(
@@ -120,6 +88,20 @@ def test_missing_frame_and_different_row_count_are_named():
 def test_bad_weights_and_single_file(weights, message):
     a, b = make_dets(1), make_dets(2)
     with pytest.raises(ValueError, match=message):
-        ensemble.ensemble_frame_detections([a, b], weights)
+        ensemble_frame_detections([a, b], weights)
     with pytest.raises(ValueError, match='at least 2'):
-        ensemble.ensemble_frame_detections([a])
+        ensemble_frame_detections([a])
+
+
+def test_files_refuse_bad_arguments_before_writing(tmp_path):
+    paths, _ = write_ensemble_inputs(str(tmp_path))
+    out = str(tmp_path / 'out.pkl')
+    with pytest.raises(ValueError, match='--weights has 3 values for 2 result files'):
+        ensemble_files(paths, out=out, weights=[1, 2, 3])
+    with pytest.raises(FileNotFoundError, match='missing.pkl: no such result file'):
+        ensemble_files([paths[0], str(tmp_path / 'missing.pkl')], out=out)
+    with pytest.raises(ValueError, match='exactly one of out'):
+        ensemble_files(paths)
+    with pytest.raises(ValueError, match='--out-prefix links the tubes.*give --gt'):
+        ensemble_files(paths, out_prefix=str(tmp_path / 'submission'))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['dets_1.pkl', 'dets_2.pkl', 'gt.pkl']

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from pcca_plugin.evaluation import MultiSportsTubeMetric
 from pcca_plugin.evaluation.functional import frame_ap, link_tubes, load_ground_truth
 from pcca_plugin.evaluation.functional.submission import (
     VideoList,
@@ -16,9 +15,9 @@ from pcca_plugin.evaluation.functional.submission import (
     video_list_ground_truth,
     write_submission,
 )
+from pcca_plugin.evaluation.metrics import MultiSportsTubeMetric
+from pcca_plugin.testing.evaluation import METRIC_KEYS, make_metric_gt, perfect_samples
 from pcca_plugin.utils.pickle_io import load_pickle
-
-from .test_metric import KEYS, make_gt, perfect_samples
 
 #: Modules of the numpy names a numpy 1.x unpickler can resolve (numpy 2 adds numpy._core).
 NUMPY1_MODULES = ('numpy', 'numpy.core.multiarray', 'numpy.core.numeric')
@@ -72,7 +71,7 @@ def _tubes_equal(a, b):
 
 @pytest.mark.parametrize('with_classes', [True, False])
 def test_format_only_writes_what_the_gt_path_evaluates(tmp_path, with_classes):
-    gt = make_gt(num_videos=3)
+    gt = make_metric_gt(num_videos=3)
     samples = noisy_samples(gt)
     reference = MultiSportsTubeMetric(gt_file=gt, log_per_class=False)
     reference.dump_frame_detections = str(tmp_path / 'ref_frames.pkl')
@@ -89,7 +88,7 @@ def test_format_only_writes_what_the_gt_path_evaluates(tmp_path, with_classes):
 
     dets = load_pickle(prefix + '_frame_detections.pkl')
     np.testing.assert_array_equal(dets, load_pickle(str(tmp_path / 'ref_frames.pkl')))
-    assert frame_ap(gt, dets).mean_ap == pytest.approx(metrics[KEYS[0]], abs=1e-6)
+    assert frame_ap(gt, dets).mean_ap == pytest.approx(metrics[METRIC_KEYS[0]], abs=1e-6)
     videos = read_video_list(prefix + '_videos.json')
     assert videos.names == list(gt['test_videos'][0])
     if with_classes:
@@ -107,7 +106,7 @@ def test_format_only_writes_what_the_gt_path_evaluates(tmp_path, with_classes):
 
 
 def test_format_only_with_a_gt_file_indexes_its_videos(tmp_path):
-    gt = make_gt(num_videos=2)
+    gt = make_metric_gt(num_videos=2)
     prefix = str(tmp_path / 'sub')
     metric = MultiSportsTubeMetric(gt_file=gt, format_only=True, outfile_prefix=prefix)
     metric.process({}, perfect_samples(gt))
@@ -118,7 +117,7 @@ def test_format_only_with_a_gt_file_indexes_its_videos(tmp_path):
 
 
 def test_linking_without_gt_equals_linking_with_it():
-    gt = make_gt(num_videos=3, seed=4)
+    gt = make_metric_gt(num_videos=3, seed=4)
     metric = MultiSportsTubeMetric(gt_file=gt, log_per_class=False)
     metric.process({}, noisy_samples(gt, seed=2))
     dets = np.concatenate([rows for _, _, rows in sorted(metric.results, key=lambda r: r[:2])])
@@ -133,14 +132,14 @@ def test_bad_format_only_settings_and_inputs(tmp_path):
         MultiSportsTubeMetric(format_only=True)
     with pytest.raises(ValueError, match='gt_file is required'):
         MultiSportsTubeMetric()
-    gt = make_gt(num_videos=2)
+    gt = make_metric_gt(num_videos=2)
     prefix = str(tmp_path / 'sub')
     metric = MultiSportsTubeMetric(format_only=True, outfile_prefix=prefix)
     metric.dataset_meta = dict(classes=tuple(gt['labels']))  # not a MultiSportsDataset
     with pytest.raises(KeyError, match=r"lacks \['videos', 'nframes', 'resolution'\]"):
         metric.process({}, perfect_samples(gt)[:1])
     # A sample of a video the dataset does not list is named.
-    metric.dataset_meta = dataset_meta(make_gt(num_videos=1))
+    metric.dataset_meta = dataset_meta(make_metric_gt(num_videos=1))
     with pytest.raises(KeyError, match="sport/v_1.*not in the dataset's video list"):
         metric.process({}, [s for s in perfect_samples(gt) if 'v_1' in s['video_id']][:1])
     # Rows outside the video list are refused before any file is written.

@@ -11,8 +11,7 @@ from pcca_plugin.evaluation.functional import (
     tube_iou,
     voc_ap,
 )
-
-from . import reference as ref
+from pcca_plugin.testing import evaluation_reference as ref
 
 
 def test_box_iou_conventions_on_known_boxes():
@@ -21,6 +20,35 @@ def test_box_iou_conventions_on_known_boxes():
     # no +1: inter 50, union 150; +1: inter 6 * 11 = 66, union 121 + 121 - 66 = 176.
     np.testing.assert_allclose(box_iou(a, b), [[50 / 150, 0.0]])
     np.testing.assert_allclose(box_iou(a, b, plus_one=True), [[66 / 176, 0.0]])
+
+
+def test_box_iou_hand_values():
+    a = np.array([[0, 0, 2, 2]])
+    b = np.array([[1, 1, 3, 3], [0, 0, 2, 2], [5, 5, 6, 6], [0, 0, 0, 0]])
+    # Overlap 1x1 over union 4 + 4 - 1; itself; disjoint; zero-area box (union 4, inter 0).
+    np.testing.assert_allclose(box_iou(a, b), [[1 / 7, 1.0, 0.0, 0.0]])
+    np.testing.assert_allclose(box_iou(a, b, empty_union=0.0), [[1 / 7, 1.0, 0.0, 0.0]])
+    assert box_iou(np.zeros((0, 4)), b).shape == (0, 4)
+    assert box_iou(np.zeros((0, 4)), np.zeros((0, 4))).shape == (0, 0)
+
+
+def test_box_iou_of_an_empty_union_is_nan_unless_the_caller_says():
+    """The evaluation keeps the official ``0 / 0 = nan``; proposal matching and the merging of
+    one person's GT boxes ask for 0 (``empty_union=0.0``), the other entries unchanged."""
+    point = np.array([[3.0, 3.0, 3.0, 3.0]])
+    boxes = np.array([[3.0, 3.0, 3.0, 3.0], [0.0, 0.0, 4.0, 4.0], [1.0, 1.0, 2.0, 2.0]])
+    plain = box_iou(point, boxes)
+    assert np.isnan(plain[0, 0]) and plain[0, 1] == 0.0
+    zero = box_iou(point, boxes, empty_union=0.0)
+    np.testing.assert_array_equal(zero, [[0.0, 0.0, 0.0]])
+    inverted = np.array([[4.0, 4.0, 0.0, 0.0]])  # corners in the wrong order: a negative union
+    assert box_iou(inverted, inverted, empty_union=0.0)[0, 0] == 0.0
+    rng = np.random.default_rng(6)
+    xy = rng.uniform(0, 50, size=(20, 2))
+    many = np.concatenate([xy, xy + rng.uniform(1, 30, size=(20, 2))], axis=1)
+    np.testing.assert_array_equal(box_iou(many, many, empty_union=0.0), box_iou(many, many))
+    float32 = many.astype(np.float32)
+    assert box_iou(float32, float32, empty_union=0.0).dtype == np.float32
 
 
 def test_box_iou_matches_reference_bitwise():
@@ -84,11 +112,16 @@ def test_voc_ap_matches_reference_and_known_values():
     precision, recall = precision_recall(np.array([True, False, True]), 2)
     assert voc_ap(precision, recall) == pytest.approx(0.5 + 0.5 * 2 / 3)
     assert voc_ap(np.zeros(0), np.zeros(0)) == 0.0
+    # TP, FP, TP over 2 GT: recall .5 .5 1, precision 1 .5 2/3 -> .5 * 1 + .5 * 2/3.
+    assert voc_ap(np.array([1.0, 0.5, 2 / 3]), np.array([0.5, 0.5, 1.0])) == pytest.approx(
+        0.5 + 1 / 3
+    )
+    assert voc_ap(np.array([1.0]), np.array([1.0])) == pytest.approx(1.0)
     rng = np.random.default_rng(4)
     for _ in range(20):
         is_tp = rng.random(40) < 0.4
         precision, recall = precision_recall(is_tp, 25)
-        assert voc_ap(precision, recall) == ref.voc_ap(np.column_stack([precision, recall]))
+        assert voc_ap(precision, recall) == ref.all_point_ap(np.column_stack([precision, recall]))
 
 
 def test_nms_tubelets_matches_reference_with_ties_and_overlaps():

@@ -24,9 +24,8 @@ from pcca_plugin.evaluation.functional import (
     voc_ap,
 )
 from pcca_plugin.evaluation.functional.linking import LINK_IOU_THR, MIN_TUBE_SCORE, NMS_TOP_K
-
-from . import reference as ref
-from .cases import LABELS
+from pcca_plugin.testing import evaluation_reference as ref
+from pcca_plugin.testing.evaluation import LABELS
 
 #: Figures of the fast and the reference evaluator agree to this (as in test_agreement).
 TOLERANCE = 1e-6
@@ -203,7 +202,7 @@ def test_ap_bounded_equals_reference_and_falls_with_more_ground_truth(is_tp, mis
     ap = ap_of(is_tp, num_gt)
     assert 0.0 <= ap <= 1.0
     precision, recall = precision_recall(np.asarray(is_tp), num_gt)
-    assert ap == float(ref.voc_ap(np.stack([precision, recall], axis=1)))
+    assert ap == float(ref.all_point_ap(np.stack([precision, recall], axis=1)))
     assert ap_of(is_tp, num_gt + 1) <= ap
 
 

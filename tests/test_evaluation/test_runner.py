@@ -9,7 +9,8 @@ from mmengine.runner import Runner
 from mmengine.structures import InstanceData
 from torch.utils.data import Dataset
 
-from .test_metric import KEYS, make_gt, perfect_samples
+import pcca_plugin
+from pcca_plugin.testing.evaluation import METRIC_KEYS, make_metric_gt, perfect_samples
 
 
 class _FrameDataset(Dataset):
@@ -46,7 +47,8 @@ class _OracleModel(BaseModel):
 
 @pytest.mark.parametrize('shuffle', [False, True])
 def test_metric_in_runner_test(tmp_path, shuffle):
-    gt = make_gt(num_videos=4)
+    pcca_plugin.register_all_modules()  # the Runner builds the metric from its registry
+    gt = make_metric_gt(num_videos=4)
     samples = perfect_samples(gt)
     if shuffle:
         rng = np.random.default_rng(1)
@@ -69,7 +71,7 @@ def test_metric_in_runner_test(tmp_path, shuffle):
         default_scope='mmaction',
     )
     metrics = runner.test()
-    for key in KEYS:
+    for key in METRIC_KEYS:
         if shuffle:
             assert metrics[key] < 100.0
         else:

@@ -2,9 +2,10 @@
 
 The val GT of the toy data is withheld (moved out of the data folder) and its
 videos prepared as a test split from the videos alone. The files written by
-``tools/test.py --format-only`` are then evaluated with
-``tools/eval_multisports.py`` and the withheld GT, and must give the figures
-of the normal evaluation of the same checkpoint.
+``tools/test.py --format-only`` (:func:`pcca_plugin.apis.run_test`) are then
+evaluated as ``tools/eval_multisports.py`` evaluates them
+(:func:`pcca_plugin.evaluation.tasks.run_task`) with the withheld GT, and must
+give the figures of the normal evaluation of the same checkpoint.
 """
 
 import json
@@ -14,12 +15,23 @@ import shutil
 
 import numpy as np
 import pytest
+from mmengine.config import Config
 
-from pcca_plugin.evaluation import MultiSportsTubeMetric
+from pcca_plugin.apis.runner import run_test, set_format_only, use_test_split
+from pcca_plugin.datasets.preparation import prepare_multisports_test
+from pcca_plugin.datasets.toy_sports import make_toy_sports
 from pcca_plugin.evaluation.functional import link_tubes
+from pcca_plugin.evaluation.functional.ensemble import ensemble_files
+from pcca_plugin.evaluation.metrics import MultiSportsTubeMetric
+from pcca_plugin.evaluation.tasks import run_task
+from pcca_plugin.testing import repo_path
+from pcca_plugin.testing.inference import (
+    CONFIG_DATA_ROOT,
+    TINY_PCCA,
+    TINY_PCCA_TTA,
+    save_tiny_checkpoint,
+)
 from pcca_plugin.utils.pickle_io import load_pickle
-
-from .helpers import CONFIG_DATA_ROOT, TINY_PCCA, TINY_PCCA_TTA, load_tool
 
 #: Figures of the two paths agree to this (percent).
 TOLERANCE = 1e-6
@@ -37,19 +49,23 @@ SIZES = dict(
 LINK_LEN_THR = 4
 #: The TTA and ensemble runs take every 5th frame (frames 1 and 6).
 TTA_FRAME_STRIDE = 5
-#: Point the toy config's test set at the prepared test split.
-TEST_SPLIT_OPTIONS = [
-    f'test_dataloader.dataset.ann_file={ANN_DIR}/toy_sports_test.pkl',
-    f'test_dataloader.dataset.proposal_file={ANN_DIR}/toy_sports_dense_proposals_test.pkl',
-    f'test_evaluator.link_len_thr={LINK_LEN_THR}',
-]
+#: Point the toy config's test set at the prepared test split (``--cfg-options``).
+TEST_SPLIT_OPTIONS = {
+    'test_dataloader.dataset.ann_file': f'{ANN_DIR}/toy_sports_test.pkl',
+    'test_dataloader.dataset.proposal_file': f'{ANN_DIR}/toy_sports_dense_proposals_test.pkl',
+    'test_evaluator.link_len_thr': LINK_LEN_THR,
+}
+
+
+@pytest.fixture(scope='module')
+def tiny_checkpoint(tmp_path_factory) -> str:
+    """A checkpoint of the tiny detector with seeded random weights."""
+    return save_tiny_checkpoint(str(tmp_path_factory.mktemp('ckpt') / 'tiny_random.pth'))
 
 
 @pytest.fixture(scope='module')
 def test_split(tmp_path_factory):
     """Toy data whose val GT is withheld and whose val videos are a test split."""
-    from make_toy_sports import make_toy_sports  # tools/data (see tests/conftest.py)
-
     root = tmp_path_factory.mktemp('submission')
     data = root / CONFIG_DATA_ROOT
     make_toy_sports(str(data), seed=1, **SIZES)
@@ -62,30 +78,31 @@ def test_split(tmp_path_factory):
         target = videos / (name + '.mp4')
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(data / 'videos' / (name + '.mp4'), target)
-    prepare = load_tool('tools/data/multisports/prepare_multisports.py', 'prepare_multisports')
-    prepare.main(
-        [
-            '--split',
-            'test',
-            '--video-root',
-            str(videos),
-            '--proposals',
-            str(data / 'proposals' / 'toy_sports_dense_proposals_val.pkl'),
-            '--out-dir',
-            str(data / 'annotations'),
-            '--name',
-            'toy_sports',
-        ]
+    prepare_multisports_test(  # prepare_multisports.py --split test
+        str(videos),
+        [str(data / 'proposals' / 'toy_sports_dense_proposals_val.pkl')],
+        str(data / 'annotations'),
+        name='toy_sports',
     )
     return dict(root=str(root), withheld=str(withheld), gt=gt)
 
 
-def _format_only(test_tool, config, checkpoint, prefix, work_dir, flags=(), options=()):
-    return test_tool.main(
-        [config, checkpoint, '--format-only', '--outfile-prefix', prefix, '--work-dir', work_dir]
-        + list(flags)
-        + ['--cfg-options', *TEST_SPLIT_OPTIONS, *options]
+def _format_only(config, checkpoint, prefix, work_dir, tta=False, options=None):
+    """``tools/test.py CONFIG CKPT --format-only --outfile-prefix PREFIX`` on the test split."""
+    return run_test(
+        config,
+        checkpoint,
+        work_dir=work_dir,
+        tta=tta,
+        format_only=True,
+        outfile_prefix=prefix,
+        cfg_options={**TEST_SPLIT_OPTIONS, **(options or {})},
     )
+
+
+def _evaluate(task, gt, detections, thr=0.5):
+    """``tools/eval_multisports.py TASK GT DETECTIONS -t THR``: the report."""
+    return run_task(task, gt, detections, thr, progress=False)[0]
 
 
 def test_format_only_files_score_like_the_normal_evaluation(
@@ -93,21 +110,17 @@ def test_format_only_files_score_like_the_normal_evaluation(
 ):
     monkeypatch.chdir(test_split['root'])
     assert not osp.exists(osp.join(CONFIG_DATA_ROOT, GT_NAME))  # withheld
-    test_tool = load_tool('tools/test.py', 'pcca_tools_test')
-    evaluate = load_tool('tools/eval_multisports.py', 'pcca_tools_eval_multisports')
-    normal = test_tool.main(
-        [
-            TINY_PCCA,
-            tiny_checkpoint,
-            '--work-dir',
-            str(tmp_path / 'normal'),
-            '--cfg-options',
-            f'test_evaluator.gt_file={test_split["withheld"]}',
-            f'test_evaluator.link_len_thr={LINK_LEN_THR}',
-        ]
+    normal = run_test(
+        TINY_PCCA,
+        tiny_checkpoint,
+        work_dir=str(tmp_path / 'normal'),
+        cfg_options={
+            'test_evaluator.gt_file': test_split['withheld'],
+            'test_evaluator.link_len_thr': LINK_LEN_THR,
+        },
     )
     prefix = str(tmp_path / 'submission' / 'toy')
-    assert _format_only(test_tool, TINY_PCCA, tiny_checkpoint, prefix, str(tmp_path / 'w')) == {}
+    assert _format_only(TINY_PCCA, tiny_checkpoint, prefix, str(tmp_path / 'w')) == {}
 
     frames, tubes = prefix + '_frame_detections.pkl', prefix + '_video_detections.pkl'
     with open(prefix + '_videos.json') as f:
@@ -124,14 +137,9 @@ def test_format_only_files_score_like_the_normal_evaluation(
             assert b'numpy._core' not in f.read()
 
     gt = test_split['withheld']
-    frame_map = evaluate.main(['frameAP', gt, frames, '--no-progress'])['frameAP']['mAP']
-    video_maps = {
-        thr: evaluate.main(['videoAP', gt, tubes, '-t', str(thr), '--no-progress'])['videoAP'][
-            'mAP'
-        ]
-        for thr in (0.2, 0.5)
-    }
-    video_range = evaluate.main(['videoAP_all', gt, tubes, '--no-progress'])['videoAP_all']
+    frame_map = _evaluate('frameAP', gt, frames)['frameAP']['mAP']
+    video_maps = {thr: _evaluate('videoAP', gt, tubes, thr)['videoAP']['mAP'] for thr in (0.2, 0.5)}
+    video_range = _evaluate('videoAP_all', gt, tubes)['videoAP_all']
     assert frame_map > 0.0  # the figures compared are not trivially zero
     assert frame_map == pytest.approx(normal['frame_mAP@0.5'], abs=TOLERANCE)
     for thr, value in video_maps.items():
@@ -141,22 +149,17 @@ def test_format_only_files_score_like_the_normal_evaluation(
 
 def test_tta_and_ensemble_of_test_outputs(test_split, tiny_checkpoint, tmp_path, monkeypatch):
     monkeypatch.chdir(test_split['root'])
-    test_tool = load_tool('tools/test.py', 'pcca_tools_test')
-    ensemble = load_tool('tools/ensemble.py', 'pcca_tools_ensemble')
     plain, tta = str(tmp_path / 'plain'), str(tmp_path / 'tta')
-    stride = [f'test_dataloader.dataset.frame_stride={TTA_FRAME_STRIDE}']
-    _format_only(test_tool, TINY_PCCA, tiny_checkpoint, plain, str(tmp_path / 'w1'), (), stride)
-    _format_only(
-        test_tool, TINY_PCCA_TTA, tiny_checkpoint, tta, str(tmp_path / 'w2'), ['--tta'], stride
-    )
+    stride = {'test_dataloader.dataset.frame_stride': TTA_FRAME_STRIDE}
+    _format_only(TINY_PCCA, tiny_checkpoint, plain, str(tmp_path / 'w1'), options=stride)
+    _format_only(TINY_PCCA_TTA, tiny_checkpoint, tta, str(tmp_path / 'w2'), True, stride)
     a, b = load_pickle(plain + '_frame_detections.pkl'), load_pickle(tta + '_frame_detections.pkl')
     assert a.shape == b.shape and not np.allclose(a[:, 3], b[:, 3])  # TTA changed the scores
     assert set(np.unique(a[:, 1])) <= set(range(1, SIZES['num_frames'] + 1, TTA_FRAME_STRIDE))
 
     out = str(tmp_path / 'ensemble')
-    merged = ensemble.main(
-        [plain + '_frame_detections.pkl', tta + '_frame_detections.pkl', '--out-prefix', out]
-    )
+    inputs = [plain + '_frame_detections.pkl', tta + '_frame_detections.pkl']
+    merged, _ = ensemble_files(inputs, out_prefix=out)
     np.testing.assert_allclose(merged[:, 3], (a[:, 3] + b[:, 3]) / 2)
     np.testing.assert_array_equal(load_pickle(out + '_frame_detections.pkl'), merged)
     with open(out + '_videos.json') as f, open(plain + '_videos.json') as g:
@@ -180,14 +183,7 @@ def test_tta_and_ensemble_of_test_outputs(test_split, tiny_checkpoint, tmp_path,
     with open(tta + '_videos.json', 'w') as f:
         json.dump(other, f)
     with pytest.raises(ValueError, match='list different names'):
-        ensemble.main(
-            [
-                plain + '_frame_detections.pkl',
-                tta + '_frame_detections.pkl',
-                '--out-prefix',
-                out + '2',
-            ]
-        )
+        ensemble_files(inputs, out_prefix=out + '2')
     assert not [n for n in os.listdir(tmp_path) if n.startswith('ensemble2')]
 
 
@@ -199,29 +195,27 @@ def test_format_only_without_outfile_prefix_is_refused(
         MultiSportsTubeMetric(format_only=True)
     with pytest.raises(ValueError, match='gt_file is required'):
         MultiSportsTubeMetric()
-    test_tool = load_tool('tools/test.py', 'pcca_tools_test')
     work_dir = tmp_path / 'work'
     with pytest.raises(ValueError, match='--format-only .* pass --outfile-prefix'):
-        test_tool.main(
-            [TINY_PCCA, tiny_checkpoint, '--format-only', '--work-dir', str(work_dir)]
-            + ['--cfg-options', *TEST_SPLIT_OPTIONS]
+        run_test(
+            TINY_PCCA,
+            tiny_checkpoint,
+            work_dir=str(work_dir),
+            format_only=True,
+            cfg_options=TEST_SPLIT_OPTIONS,
         )
     assert not work_dir.exists()  # refused before the Runner started
 
 
-def test_test_split_option_swaps_in_the_configs_test_split(repo_root):
-    from mmengine.config import Config
-
-    test_tool = load_tool('tools/test.py', 'pcca_tools_test')
-    config = osp.join(
-        repo_root,
+def test_test_split_option_swaps_in_the_configs_test_split():
+    config = repo_path(
         'configs',
         'pcca',
         'pcca_slowfast-r101-k400-pre_8xb4-8x8x1-train+val-15e_multisports-rgb-256x455.py',
     )
     cfg = Config.fromfile(config)
-    test_tool.use_test_split(cfg)
-    test_tool.set_format_only(cfg, 'work_dirs/submission/pcca')
+    use_test_split(cfg)
+    set_format_only(cfg, 'work_dirs/submission/pcca')
     dataset = cfg.test_dataloader.dataset
     assert dataset.ann_file == cfg.ann_file_test and dataset.test_mode
     assert dataset.proposal_file == cfg.proposal_file_test
@@ -231,4 +225,4 @@ def test_test_split_option_swaps_in_the_configs_test_split(repo_root):
     assert evaluator.outfile_prefix == 'work_dirs/submission/pcca'
     # The toy config has no test split of its own: the option says what to do instead.
     with pytest.raises(ValueError, match='lacks.*--split test.*--format-only'):
-        test_tool.use_test_split(Config.fromfile(TINY_PCCA))
+        use_test_split(Config.fromfile(TINY_PCCA))

@@ -22,8 +22,7 @@ from pcca_plugin.evaluation.functional import (
     rank_descending,
     video_ap,
 )
-
-from .cases import make_case
+from pcca_plugin.testing.evaluation import make_case
 
 #: Coarse score grids: most scores are tied with many others.
 TIE_GRIDS = (0.25, 0.5)
@@ -146,7 +145,7 @@ def brute_link(gt, dets, len_thr=15, score_thr=0.005):
 
 
 def brute_video_ap(gt, tubes, thr):
-    from .reference import tube_iou
+    from pcca_plugin.testing.evaluation_reference import tube_iou
 
     videos = gt['test_videos'][0]
     per_class = {}
@@ -252,29 +251,20 @@ def test_rank_helpers_and_nms():
         frame_ap(gt, dets, tie_order='sorted')
 
 
-def test_cli_tie_order(tmp_path, repo_root):
-    import subprocess
-    import sys
-
+def test_cli_tie_order(tmp_path):
+    from pcca_plugin.testing import run_tool
     from pcca_plugin.utils.pickle_io import dump_pickle
 
     gt, dets = tied_case(5, TIE_GRIDS[1])
     dump_pickle(gt, tmp_path / 'gt.pkl')
     dump_pickle(dets, tmp_path / 'dets.pkl')
     out = tmp_path / 'frame.json'
-    command = [
-        sys.executable,
-        f'{repo_root}/tools/eval_multisports.py',
-        'frameAP',
-        str(tmp_path / 'gt.pkl'),
-        str(tmp_path / 'dets.pkl'),
-        '--tie-order',
-        'stable',
-        '--json',
-        str(out),
-        '--no-progress',
-    ]
-    subprocess.run(command, check=True, capture_output=True)
+    run = run_tool(
+        'eval_multisports.py',
+        *['frameAP', str(tmp_path / 'gt.pkl'), str(tmp_path / 'dets.pkl')],
+        *['--tie-order', 'stable', '--json', str(out), '--no-progress'],
+    )
+    assert run.returncode == 0, run.stderr
     report = json.loads(out.read_text())
     assert report['tie_order'] == 'stable'
     expected = brute_frame_ap(gt, dets)
@@ -284,7 +274,7 @@ def test_cli_tie_order(tmp_path, repo_root):
 def test_metric_tie_order_stable(tmp_path):
     """The metric ranks ties in its documented input order: samples by (video, frame), then
     the boxes of a sample; so the order in which samples arrive changes nothing."""
-    from pcca_plugin.evaluation import MultiSportsTubeMetric
+    from pcca_plugin.evaluation.metrics import MultiSportsTubeMetric
     from pcca_plugin.utils.pickle_io import load_pickle
 
     gt, dets = tied_case(6, TIE_GRIDS[0])

@@ -1,4 +1,8 @@
-"""AP@0.5 / AR@100 of person proposals: hand-computed cases, a slow reference, the CLI."""
+"""AP@0.5 / AR@100 of person proposals: hand-computed cases, a slow reference, the CLI.
+
+The box IoU and the VOC AP it uses are the evaluation's own (hand values in
+``tests/test_evaluation/test_geometry_ap.py``).
+"""
 
 import json
 import os.path as osp
@@ -6,17 +10,16 @@ import os.path as osp
 import numpy as np
 import pytest
 
+from pcca_plugin.evaluation.functional import voc_ap
 from pcca_plugin.proposals.evaluation import (
-    box_iou,
     evaluate_proposal_file_contents,
     evaluate_proposals,
     gt_person_boxes,
-    voc_ap,
 )
+from pcca_plugin.testing import run_tool
+from pcca_plugin.testing.evaluation import gt_boxes_as_proposals
 from pcca_plugin.utils.multisports_format import frame_key
 from pcca_plugin.utils.pickle_io import dump_pickle
-
-from .conftest import load_tool
 
 
 def _gt(tubes_per_video, resolution=(100, 200)):
@@ -36,24 +39,6 @@ def _gt(tubes_per_video, resolution=(100, 200)):
             for v, labels in tubes_per_video.items()
         },
     )
-
-
-def test_box_iou_hand_values():
-    a = np.array([[0, 0, 2, 2]])
-    b = np.array([[1, 1, 3, 3], [0, 0, 2, 2], [5, 5, 6, 6], [0, 0, 0, 0]])
-    # Overlap 1x1 over union 4 + 4 - 1; itself; disjoint; zero-area box (union 4, inter 0).
-    np.testing.assert_allclose(box_iou(a, b), [[1 / 7, 1.0, 0.0, 0.0]])
-    assert box_iou(np.zeros((0, 4)), b).shape == (0, 4)
-    assert box_iou(np.zeros((0, 4)), np.zeros((0, 4))).shape == (0, 0)
-
-
-def test_voc_ap_hand_values():
-    # TP, FP, TP over 2 GT: recall .5 .5 1, precision 1 .5 2/3 -> .5 * 1 + .5 * 2/3.
-    assert voc_ap(np.array([0.5, 0.5, 1.0]), np.array([1.0, 0.5, 2 / 3])) == pytest.approx(
-        0.5 + 1 / 3
-    )
-    assert voc_ap(np.array([1.0]), np.array([1.0])) == pytest.approx(1.0)
-    assert voc_ap(np.zeros(0), np.zeros(0)) == 0.0
 
 
 def test_small_case_by_hand():
@@ -145,7 +130,7 @@ def _reference_ap_ar(proposals, boxes, iou_thr, max_per_frame):
         rows = sorted(proposals.get(key, []), key=lambda r: -r[4])[:max_per_frame]
         for gbox in gboxes:
             recalled += any(iou(r[:4], gbox) >= iou_thr for r in rows)
-    return 100 * voc_ap(recall, precision), 100 * recalled / num_gt
+    return 100 * voc_ap(precision, recall), 100 * recalled / num_gt
 
 
 @pytest.mark.parametrize('seed', [0, 1, 2])
@@ -198,27 +183,15 @@ def test_bad_inputs_name_the_problem():
 def test_cli_gives_100_for_proposals_equal_to_gt(toy_data, tmp_path):
     """eval_proposals.py on the toy GT boxes themselves: AP 100 / AR 100, overall and per video."""
     gt = toy_data['gt']
-    proposals = {}
-    for video in toy_data['val_videos']:
-        height, width = gt['resolution'][video]
-        per_frame = {}
-        for tubes in gt['gttubes'][video].values():
-            for tube in tubes:
-                for frame, *box in tube:
-                    per_frame.setdefault(int(frame), []).append(box)
-        for frame, rows in per_frame.items():
-            rows = np.asarray(rows, dtype=np.float64) / [width, height, width, height]
-            scores = np.linspace(1.0, 0.5, len(rows))[:, None]
-            proposals[frame_key(video, frame)] = np.concatenate([rows, scores], 1).astype(
-                np.float32
-            )
+    proposals = gt_boxes_as_proposals(gt, toy_data['val_videos'], dtype=np.float32)
     props_file = str(tmp_path / 'gt_equal.pkl')
     dump_pickle(proposals, props_file)
     json_file = str(tmp_path / 'eval.json')
-    eval_tool = load_tool('tools/det/eval_proposals.py')
-    eval_tool.main(
-        [props_file, toy_data['gt_file'], '--split', 'val', '--json', json_file, '--per-video']
+    run = run_tool(
+        'det/eval_proposals.py',
+        *[props_file, toy_data['gt_file'], '--split', 'val', '--json', json_file, '--per-video'],
     )
+    assert run.returncode == 0, run.stderr
     assert osp.isfile(json_file)
     with open(json_file) as f:
         results = json.load(f)

@@ -2,18 +2,12 @@
 
 import json
 import os.path as osp
-import subprocess
-import sys
+
+from pcca_plugin.testing import REPO_ROOT, run_tool
 
 
-def test_quick_benchmark_prints_the_documented_table(tmp_path, repo_root):
-    tool = osp.join(repo_root, 'tools', 'benchmark_eval.py')
-    result = subprocess.run(
-        [sys.executable, tool, '--quick', '--out', str(tmp_path)],
-        capture_output=True,
-        text=True,
-        cwd=repo_root,
-    )
+def test_quick_benchmark_prints_the_documented_table(tmp_path):
+    result = run_tool('benchmark_eval.py', '--quick', '--out', str(tmp_path), cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith('| command'))
@@ -44,3 +38,12 @@ def test_quick_benchmark_prints_the_documented_table(tmp_path, repo_root):
     assert report['frame_mAP']['identical'] is True  # ours equals the official frameAP
     assert report['frame_mAP']['ours'] > 0
     assert osp.getsize(tmp_path / 'video_detections.pkl') > 0  # link wrote its tubes
+
+
+def test_bad_arguments_are_one_line(tmp_path):
+    result = run_tool('benchmark_eval.py', '--videos', '0', '--out', str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        'benchmark_eval.py: error: --videos must be at least 1 (a case needs a video), got 0 '
+        '(rerun with --debug for the traceback)'
+    ]

@@ -1,4 +1,8 @@
-"""Pure-numpy MultiSports evaluation: geometry, AP, frame/video mAP, tube linking.
+"""Pure-numpy MultiSports evaluation: geometry, AP, frame/video mAP, tube linking, ensembles.
+
+One definition of each metric primitive: :func:`box_iou` (the caller says what an
+empty union gives) and :func:`voc_ap` (``precision, recall``) serve the
+evaluation, the proposal evaluation and the data preparation alike.
 
 Imports numpy only (no torch, no OpenMMLab package): the command-line tool
 ``tools/eval_multisports.py`` starts in a fraction of a second.
@@ -12,12 +16,19 @@ from .ap import (
     rank_descending,
     voc_ap,
 )
+from .ensemble import (
+    DEFAULT_BOX_ATOL,
+    EnsembleMismatchError,
+    ensemble_files,
+    ensemble_frame_detections,
+)
 from .frame_ap import FRAME_IOU_THR, frame_ap
 from .geometry import box_area, box_intersection, box_iou, segment_mean, segment_sum, tube_iou
 from .ground_truth import (
     FrameDetections,
     GroundTruth,
     VideoDetections,
+    check_frame_detection_shape,
     check_frame_detections,
     check_video_detections,
     load_frame_detections,
@@ -59,6 +70,10 @@ __all__ = [
     'precision_recall',
     'rank_descending',
     'voc_ap',
+    'DEFAULT_BOX_ATOL',
+    'EnsembleMismatchError',
+    'ensemble_files',
+    'ensemble_frame_detections',
     'FRAME_IOU_THR',
     'frame_ap',
     'box_area',
@@ -70,6 +85,7 @@ __all__ = [
     'FrameDetections',
     'GroundTruth',
     'VideoDetections',
+    'check_frame_detection_shape',
     'check_frame_detections',
     'check_video_detections',
     'load_frame_detections',

@@ -13,7 +13,7 @@ compared with thresholds; every formula here evaluates the same expression in
 the same order and dtype as the official code does.
 """
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -59,25 +59,38 @@ def box_intersection(boxes1: np.ndarray, boxes2: np.ndarray, plus_one: bool = Fa
     return np.maximum(0, width) * np.maximum(0, height)
 
 
-def box_iou(boxes1: np.ndarray, boxes2: np.ndarray, plus_one: bool = False) -> np.ndarray:
-    """Pairwise IoU, ``inter / (area1 + area2 - inter)``.
+def box_iou(
+    boxes1: np.ndarray,
+    boxes2: np.ndarray,
+    plus_one: bool = False,
+    empty_union: Optional[float] = None,
+) -> np.ndarray:
+    """Pairwise IoU, ``inter / (area1 + area2 - inter)``: the one box IoU of the package.
 
     Args:
         boxes1: ``(N, 4)`` boxes.
         boxes2: ``(M, 4)`` boxes.
         plus_one: the linker's ``+1`` convention (see the module docstring).
+        empty_union: what a pair whose union is not positive (two zero-area
+            boxes, or corners given in the wrong order) gets. ``None`` (the
+            evaluation) keeps ``inter / union``: ``nan`` for ``0 / 0``, as in
+            the official code. A number, e.g. ``0.0`` (proposal matching,
+            merging the GT boxes of one person), replaces those entries.
 
     Returns:
-        ``(N, M)`` IoUs; ``nan`` where both boxes have zero area (``0 / 0``,
-        as in the official code).
+        ``(N, M)`` IoUs in the dtype of the boxes (float64 for integer boxes).
     """
     boxes1 = np.asarray(boxes1)
     boxes2 = np.asarray(boxes2)
     inter = box_intersection(boxes1[:, None, :], boxes2[None, :, :], plus_one)  # (N, M)
     area1 = box_area(boxes1, plus_one)[:, None]  # (N, 1)
     area2 = box_area(boxes2, plus_one)[None, :]  # (1, M)
+    union = area1 + area2 - inter  # (N, M)
     with np.errstate(divide='ignore', invalid='ignore'):
-        return inter / (area1 + area2 - inter)
+        iou = inter / union
+    if empty_union is None:
+        return iou
+    return np.where(union > 0, iou, empty_union)
 
 
 def segment_sum(values: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -35,6 +35,9 @@ from pcca_plugin.utils.pickle_io import (
 
 #: Columns of a frame-detection row: ``[video_index, frame, label, score, x1, y1, x2, y2]``.
 FRAME_DET_COLUMNS = ('video_index', 'frame', 'label', 'score', 'x1', 'y1', 'x2', 'y2')
+#: What the video index and the label of a frame-detection row index (the fix of a bad row).
+VIDEO_INDEX_HINT = "a video index counts the videos of {gt}'s 'test_videos'[0] from 0"
+LABEL_HINT = "a label counts the class names of {gt}'s 'labels' from 0"
 #: Columns of a ground-truth tube row.
 GT_TUBE_COLUMNS = 5
 #: Minimum columns of a detected tube row ``[frame, x1, y1, x2, y2, box_score]``.
@@ -170,7 +173,8 @@ class GroundTruth:
                 if not 0 <= int(label) < len(labels):
                     raise ValueError(
                         f'{source}: gttubes[{name!r}] has label {label}, out of range '
-                        f'[0, {len(labels)}) of the {len(labels)} labels'
+                        f"[0, {len(labels)}) of the {len(labels)} labels; a key of gttubes[video] "
+                        "indexes 'labels' from 0"
                     )
                 for it, tube in enumerate(label_tubes):
                     where = f'{source}: gttubes[{name!r}][{label}][{it}]'
@@ -213,7 +217,10 @@ def _check_tube(
 ) -> np.ndarray:
     """A tube as a float array with contiguous, increasing integer frames."""
     if not isinstance(tube, np.ndarray):
-        raise TypeError(f'{where}: a tube must be a numpy array, found {type(tube).__name__}')
+        raise TypeError(
+            f'{where}: a tube must be a numpy array, found {type(tube).__name__}; save '
+            'numpy.asarray(tube, dtype=numpy.float32) instead'
+        )
     try:
         tube = _as_float_array(tube)
     except TypeError as exc:
@@ -303,6 +310,31 @@ class FrameDetections:
     label: np.ndarray
 
 
+def check_frame_detection_shape(detections, source: str = '<frame detections>') -> np.ndarray:
+    """The ``(M, 8)`` array of frame detections; an empty list or array becomes ``(0, 8)``.
+
+    Raises:
+        TypeError: not a numpy array (a list of rows, say); the message says how to save one.
+        ValueError: another shape; the message names ``source`` and the columns.
+    """
+    if isinstance(detections, (list, tuple)) and len(detections) == 0:
+        detections = np.zeros((0, len(FRAME_DET_COLUMNS)))
+    if not isinstance(detections, np.ndarray):
+        raise TypeError(
+            f'{source}: frame detections are an (M, 8) numpy array '
+            f'[video_index, frame, label, score, x1, y1, x2, y2], found {type(detections).__name__}'
+            '; save numpy.asarray(rows, dtype=numpy.float64) instead'
+        )
+    if detections.size == 0:
+        detections = detections.reshape(0, len(FRAME_DET_COLUMNS))
+    if detections.ndim != 2 or detections.shape[1] != len(FRAME_DET_COLUMNS):
+        raise ValueError(
+            f'{source}: frame detections must have shape (M, 8) '
+            f'[video_index, frame, label, score, x1, y1, x2, y2], found {detections.shape}'
+        )
+    return detections
+
+
 def check_frame_detections(
     detections, gt: GroundTruth, source: str = '<frame detections>'
 ) -> FrameDetections:
@@ -317,20 +349,7 @@ def check_frame_detections(
             out-of-range video index, frame or label; the message names the
             file, the row and the problem.
     """
-    if isinstance(detections, (list, tuple)) and len(detections) == 0:
-        detections = np.zeros((0, len(FRAME_DET_COLUMNS)))
-    if not isinstance(detections, np.ndarray):
-        raise TypeError(
-            f'{source}: frame detections are an (M, 8) numpy array '
-            f'[video_index, frame, label, score, x1, y1, x2, y2], found {type(detections).__name__}'
-        )
-    if detections.size == 0:
-        detections = detections.reshape(0, len(FRAME_DET_COLUMNS))
-    if detections.ndim != 2 or detections.shape[1] != len(FRAME_DET_COLUMNS):
-        raise ValueError(
-            f'{source}: frame detections must have shape (M, 8) '
-            f'[video_index, frame, label, score, x1, y1, x2, y2], found {detections.shape}'
-        )
+    detections = check_frame_detection_shape(detections, source)
     try:
         detections = _as_float_array(detections)
     except TypeError as exc:
@@ -358,11 +377,17 @@ def _check_frame_rows(detections, begin: int, stop: int, gt: GroundTruth, source
     columns = np.ascontiguousarray(block.T)  # (8, B)
     if not np.isfinite(columns).all():
         row = begin + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
-        raise ValueError(f'{source}: row {row} holds NaN or inf: {detections[row].tolist()}')
+        raise ValueError(
+            f'{source}: row {row} holds NaN or inf: {detections[row].tolist()}; every value '
+            'must be finite: drop or fix the rows of the model output that gave it'
+        )
     video_out, frame_out, label_out = out
     ints = []
-    checks = ((0, 'video index', gt.num_videos, video_out), (2, 'label', gt.num_labels, label_out))
-    for column, name, upper, target in checks:
+    checks = (
+        (0, 'video index', gt.num_videos, video_out, VIDEO_INDEX_HINT),
+        (2, 'label', gt.num_labels, label_out, LABEL_HINT),
+    )
+    for column, name, upper, target, hint in checks:
         values = columns[column]
         with np.errstate(invalid='ignore'):  # out-of-range casts are caught just below
             as_int = values.astype(target.dtype)
@@ -371,7 +396,7 @@ def _check_frame_rows(detections, begin: int, stop: int, gt: GroundTruth, source
             row = begin + int(np.flatnonzero(bad)[0])
             raise ValueError(
                 f'{source}: row {row}: {name} {detections[row, column]:g} is not an integer in '
-                f'[0, {upper}) ({detections[row].tolist()})'
+                f'[0, {upper}) ({detections[row].tolist()}); {hint.format(gt=gt.source)}'
             )
         ints.append(as_int)
     video, label = ints
@@ -384,7 +409,8 @@ def _check_frame_rows(detections, begin: int, stop: int, gt: GroundTruth, source
         row = begin + first
         raise ValueError(
             f'{source}: row {row}: frame {frames[first]:g} is not an integer in '
-            f'[1, {gt.nframes[video[first]]}] (nframes of {gt.videos[video[first]]!r})'
+            f'[1, {gt.nframes[video[first]]}] (nframes of {gt.videos[video[first]]!r}); frames '
+            'count from 1, as in the GT tubes'
         )
     video_out[begin:stop] = video
     frame_out[begin:stop] = frame

@@ -27,15 +27,13 @@ the GT's ``test_videos[0]`` in the same order (``prepare_multisports.py
 """
 
 import json
-import os
 import os.path as osp
-import tempfile
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from pcca_plugin.utils.pickle_io import dump_pickle
+from pcca_plugin.utils.pickle_io import dump_pickle, write_file_atomically
 
 from .ground_truth import GroundTruth, check_frame_detections, load_detections
 from .linking import MIN_TUBE_LENGTH, MIN_TUBE_SCORE, link_tubes
@@ -154,17 +152,7 @@ def read_video_list(path: str) -> VideoList:
 
 def write_video_list(video_list: VideoList, path: str) -> None:
     """Write ``P_videos.json`` atomically (temporary file, then rename)."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path), suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(video_list.to_dict(), f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_file_atomically(json.dumps(video_list.to_dict(), indent=1).encode(), path)
 
 
 def video_list_ground_truth(video_list: VideoList) -> GroundTruth:
