@@ -84,8 +84,8 @@ from pcca_plugin.models import (  # noqa: E402
     ContextRoIExtractor,
     PCCABBoxHead,
 )
-from pcca_plugin.models.layers.cross_attention import count_fold_macs  # noqa: E402
-from pcca_plugin.models.layers.sparse_roi_align import SampledContext  # noqa: E402
+from pcca_plugin.models.layers import SampledContext  # noqa: E402
+from pcca_plugin.models.layers.cost_model import count_fold_macs  # noqa: E402
 
 #: Feature stride of the res5 map (stride 1 in res5 -> 16).
 STRIDE = 16
@@ -219,7 +219,7 @@ class HeadUnderTest(nn.Module):
             person, context = self.extractor(feat, rois, image_shapes, lazy_context=True)
             if isinstance(context, SampledContext) and (
                 self.kind == 'pcca-extractor'
-                or not self.head.transformer.projects_per_clip(context)
+                or self.head.transformer.execution_form(context) != 'per_clip'
             ):
                 # the head would form the (N, L, C) tokens first thing: form them here, so
                 # that they count as the extractor's output (the head's input), as with

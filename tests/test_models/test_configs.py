@@ -10,8 +10,8 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 
 from pcca_plugin.models import PCCABBoxHead, PCCARoIHead, check_config_consistency
-
-from .conftest import REPO_ROOT, build_model, clips, make_sample
+from pcca_plugin.testing import REPO_ROOT
+from pcca_plugin.testing.models import build_model, clips, make_sample
 
 PCCA_CONFIGS = sorted(glob.glob(os.path.join(REPO_ROOT, 'configs', 'pcca', '*.py')))
 MODEL_BASES = sorted(glob.glob(os.path.join(REPO_ROOT, 'configs', '_base_', 'models', '*.py')))

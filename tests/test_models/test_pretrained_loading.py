@@ -29,8 +29,8 @@ from mmengine.runner.checkpoint import save_checkpoint
 
 from pcca_plugin.models import PretrainedWeightsError, resnet_depths
 from pcca_plugin.models.pretrained import compare_shapes, select_submodule_weights
-
-from .conftest import REPO_ROOT, TINY_PCCA
+from pcca_plugin.testing import REPO_ROOT
+from pcca_plugin.testing.models import TINY_PCCA
 
 MMACTION_CONFIGS = osp.join(osp.dirname(mmaction.__file__), '.mim', 'configs')
 PCCA_R101 = osp.join(

@@ -18,15 +18,9 @@ from mmaction.models.roi_heads.bbox_heads import BBoxHeadAVA
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ..layers.cross_attention import (
-    DEFAULT_ATTN_IMPL,
-    DROPOUT,
-    EMBED_DIMS,
-    NUM_HEADS,
-    NUM_LAYERS,
-    PersonContextTransformer,
-)
-from ..layers.sparse_roi_align import SampledContext
+from ..layers.cost_model import DEFAULT_ATTN_IMPL, EMBED_DIMS, NUM_HEADS, NUM_LAYERS
+from ..layers.cross_attention import DROPOUT, PersonContextTransformer
+from ..layers.roi_align import SampledContext
 from ..roi_extractors.context_roi_extractor import CONTEXT_ROI_SIZE
 from .negative_roi_loss import NegativeRoILossMixin
 

@@ -1,25 +1,27 @@
-"""Reusable layers: the person-context cross-attention transformer, RoIAlign as a sparse product."""
+"""Reusable layers: the person-context cross-attention transformer and a device-aware RoIAlign.
 
+Public modules: :mod:`.cross_attention` (the transformer, eq. (1)-(3) of
+Ning et al. 2021), :mod:`.cost_model` (the multiply-adds of its execution
+forms and the choice among them) and :mod:`.roi_align` (average RoIAlign, a
+sparse matrix product on the CPU and mmcv's kernels elsewhere). The modules
+with a leading underscore hold one execution form each and are private.
+"""
+
+from .cost_model import ATTN_IMPLS, CONTEXT_PROJECTIONS, count_macs_per_person
 from .cross_attention import (
-    ATTN_IMPLS,
     CrossAttentionLayer,
     LearnedPositionalEncoding2D,
     PersonContextTransformer,
-    count_macs_per_person,
-    factored_attention,
-    standard_attention,
 )
-from .sparse_roi_align import SampledContext, SparseRoIAlign, roi_align_matrix
+from .roi_align import RoIAlign, SampledContext
 
 __all__ = [
     'ATTN_IMPLS',
+    'CONTEXT_PROJECTIONS',
     'CrossAttentionLayer',
     'LearnedPositionalEncoding2D',
     'PersonContextTransformer',
+    'RoIAlign',
     'SampledContext',
-    'SparseRoIAlign',
     'count_macs_per_person',
-    'factored_attention',
-    'roi_align_matrix',
-    'standard_attention',
 ]

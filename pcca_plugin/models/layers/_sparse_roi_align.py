@@ -1,4 +1,4 @@
-"""RoIAlign as one sparse matrix product: fast on the CPU, forward and backward.
+"""RoIAlign as one sparse matrix product: the CPU kernel of :mod:`.roi_align` (private).
 
 Average-pooled RoIAlign (He et al., "Mask R-CNN", 2017) is linear in the
 feature map: every output bin is a weighted sum of feature-map positions (the
@@ -13,8 +13,8 @@ per channel, sample and corner).
 
 The sampling follows mmcv's ``RoIAlign`` (``mmcv/ops/roi_align.py`` and its
 CPU/CUDA kernels) exactly, so the outputs agree to float rounding
-(``tests/test_models/test_sparse_roi_align.py`` compares both, forward and
-backward):
+(``tests/test_models/test_layers/test_roi_align.py`` compares both, forward
+and backward):
 
 - a RoI ``(batch_index, x1, y1, x2, y2)`` in input pixels maps to feature
   coordinates ``x * spatial_scale - offset`` with ``offset = 0.5`` when
@@ -31,10 +31,9 @@ Shapes: ``B`` images, ``C`` channels, ``H x W`` map, ``N`` RoIs, ``h x w``
 output bins per RoI.
 """
 
-from typing import NamedTuple, Sequence, Tuple, Union
+from typing import Tuple
 
 import torch
-import torch.nn as nn
 from torch import Tensor
 
 #: Samples more than this many cells outside the map read zero (mmcv's convention).
@@ -183,142 +182,3 @@ def mix_rows(matrix: Tensor, table: Tensor) -> Tensor:
 def mix_rows_transposed(matrix: Tensor, grad: Tensor) -> Tensor:
     """``matrix^T @ grad``: the gradient of :func:`mix_rows` with respect to its table."""
     return torch.sparse.mm(matrix.t().coalesce(), grad.to(matrix.dtype).contiguous())
-
-
-def channels_last_table(feat: Tensor) -> Tensor:
-    """``(B, C, H, W)`` -> ``(B * H * W, C)``, the layout :func:`sparse_roi_align` reads.
-
-    Row-major (a copy): the sparse product reads whole rows, and a strided
-    view (what ``reshape`` gives for ``B = 1``) makes it several times slower.
-    """
-    num_images, channels, height, width = feat.shape
-    table = feat.permute(0, 2, 3, 1).reshape(num_images * height * width, channels)
-    return table.contiguous()
-
-
-def sparse_roi_align(
-    table: Tensor,
-    rois: Tensor,
-    output_size: Tuple[int, int],
-    spatial_scale: float,
-    feat_shape: Tuple[int, int, int],
-    sampling_ratio: int = 0,
-    aligned: bool = True,
-) -> Tensor:
-    """Average RoIAlign of a channels-last map, as tokens.
-
-    Args:
-        table (Tensor): the map as ``(B * H * W, C)`` (:func:`channels_last_table`).
-        rois (Tensor): ``(N, 5)`` as ``(batch_index, x1, y1, x2, y2)``, pixels.
-        output_size (tuple[int, int]): ``(h, w)``.
-        spatial_scale (float): ``1 / featmap_stride``.
-        feat_shape (tuple[int, int, int]): ``(B, H, W)``.
-        sampling_ratio (int): samples per bin side; 0 = adaptive.
-        aligned (bool): mmcv's half-pixel offset.
-
-    Returns:
-        Tensor: ``(N, h * w, C)``, bins in row-major order.
-    """
-    layer = SparseRoIAlign(output_size, spatial_scale, sampling_ratio, 'avg', aligned)
-    return layer.tokens(table, rois, feat_shape)
-
-
-class SampledContext(NamedTuple):
-    """Context tokens not yet formed: ``matrix @ table``.
-
-    Returned by ``ContextRoIExtractor(..., lazy_context=True)``.
-
-    Keeping the two factors lets a head apply a linear map to the small
-    feature map once per clip instead of to every person's tokens
-    (``P (K V) = K (V P^T)``; see
-    :mod:`~pcca_plugin.models.layers.clip_projected_context`).
-
-    Attributes:
-        table (Tensor): the pooled feature map, channels last, ``(B * H * W, C)``.
-        matrix (Tensor): sparse RoIAlign weights, ``(N * L, B * H * W)``
-            (:func:`roi_align_matrix`).
-        num_rois (int): ``N``.
-        num_tokens (int): ``L = h * w``.
-    """
-
-    table: Tensor
-    matrix: Tensor
-    num_rois: int
-    num_tokens: int
-
-    @property
-    def channels(self) -> int:
-        """``C``."""
-        return self.table.shape[1]
-
-    def tokens(self) -> Tensor:
-        """The context tokens, ``(N, L, C)``."""
-        return self.sample(self.table)
-
-    def sample(self, table: Tensor) -> Tensor:
-        """RoIAlign of another map over the same positions: ``(R, D)`` -> ``(N, L, D)``."""
-        mixed = mix_rows(self.matrix, table)  # (N*L, D)
-        return mixed.reshape(self.num_rois, self.num_tokens, table.shape[1])
-
-
-class SparseRoIAlign(nn.Module):
-    """Drop-in for ``mmcv.ops.RoIAlign`` with ``pool_mode='avg'``, as a sparse product.
-
-    Args:
-        output_size (int | tuple[int, int]): ``(h, w)``.
-        spatial_scale (float): ``1 / featmap_stride``.
-        sampling_ratio (int): samples per bin side; 0 = adaptive.
-        pool_mode (str): only ``'avg'`` (max pooling is not a linear map).
-        aligned (bool): mmcv's half-pixel offset.
-    """
-
-    def __init__(
-        self,
-        output_size: Union[int, Sequence[int]],
-        spatial_scale: float = 1.0,
-        sampling_ratio: int = 0,
-        pool_mode: str = 'avg',
-        aligned: bool = True,
-    ) -> None:
-        super().__init__()
-        if pool_mode != 'avg':
-            raise ValueError(
-                f"SparseRoIAlign computes pool_mode='avg' only (got {pool_mode!r}); use "
-                'mmcv.ops.RoIAlign for max pooling.'
-            )
-        if isinstance(output_size, int):
-            output_size = (output_size, output_size)
-        self.output_size = tuple(int(s) for s in output_size)
-        self.spatial_scale = float(spatial_scale)
-        self.sampling_ratio = int(sampling_ratio)
-        self.aligned = bool(aligned)
-
-    def extra_repr(self) -> str:
-        return (
-            f'output_size={self.output_size}, spatial_scale={self.spatial_scale}, '
-            f'sampling_ratio={self.sampling_ratio}, aligned={self.aligned}'
-        )
-
-    def matrix(self, rois: Tensor, feat_shape: Tuple[int, int, int], dtype: torch.dtype) -> Tensor:
-        """The sparse ``(N * h * w, B * H * W)`` weights (:func:`roi_align_matrix`)."""
-        return roi_align_matrix(
-            rois,
-            self.output_size,
-            self.spatial_scale,
-            feat_shape,
-            self.sampling_ratio,
-            self.aligned,
-            dtype,
-        )
-
-    def tokens(self, table: Tensor, rois: Tensor, feat_shape: Tuple[int, int, int]) -> Tensor:
-        """``(N, h * w, C)`` from a channels-last ``(B * H * W, C)`` table."""
-        matrix = self.matrix(rois, feat_shape, table.dtype)  # (N*h*w, B*H*W)
-        bins = self.output_size[0] * self.output_size[1]
-        return mix_rows(matrix, table).reshape(rois.shape[0], bins, table.shape[1])
-
-    def forward(self, feat: Tensor, rois: Tensor) -> Tensor:
-        """``(B, C, H, W)`` and ``(N, 5)`` -> ``(N, C, h, w)``, as mmcv's ``RoIAlign``."""
-        num_images, channels, height, width = feat.shape
-        tokens = self.tokens(channels_last_table(feat), rois, (num_images, height, width))
-        return tokens.transpose(1, 2).reshape(rois.shape[0], channels, *self.output_size)

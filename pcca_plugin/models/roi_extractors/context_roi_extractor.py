@@ -41,7 +41,7 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ..layers.sparse_roi_align import SampledContext, SparseRoIAlign, channels_last_table
+from ..layers.roi_align import FeatureMap, RoIAlign, SampledContext
 
 #: The paper's constants (section 2.1 and 2.2).
 PERSON_ROI_SIZE = 7
@@ -51,11 +51,6 @@ CONTEXT_SCALE = 2.0
 FEATMAP_STRIDE = 16
 #: Smallest width/height (input pixels) a box is widened to before RoIAlign.
 MIN_BOX_SIZE = 1.0
-#: RoIAlign implementations: ``'sparse'`` (``pcca_plugin/models/layers/sparse_roi_align.py``,
-#: one sparse product per set of RoIs, fast on the CPU), ``'mmcv'`` (``mmcv.ops.RoIAlign``),
-#: and ``'auto'``: sparse for CPU feature maps, mmcv's kernels on other devices.
-ROI_ALIGN_IMPLS = ('auto', 'sparse', 'mmcv')
-
 FeatureInput = Union[Tensor, Sequence[Tensor]]
 
 
@@ -250,9 +245,11 @@ class ContextRoIExtractor(nn.Module):
         in_channels (int, optional): expected ``C``; when set, a feature map with
             a different channel count raises an error naming both values.
         min_box_size (float): boxes are widened to at least this many pixels.
-        roi_align_impl (str): ``'auto'`` (default: the sparse product on CPU,
-            mmcv's RoIAlign on GPU), ``'sparse'`` or ``'mmcv'``; all give the
-            same features to float rounding (same sampling, same gradients).
+        roi_align_impl (str): the kernel of both RoIAlign ops
+            (:class:`~pcca_plugin.models.layers.RoIAlign`): ``'auto'``
+            (default: the sparse product on CPU, mmcv's kernels on GPU),
+            ``'sparse'`` or ``'mmcv'``; all give the same features to float
+            rounding (same sampling, same gradients).
     """
 
     def __init__(
@@ -268,8 +265,6 @@ class ContextRoIExtractor(nn.Module):
         roi_align_impl: str = 'auto',
     ) -> None:
         super().__init__()
-        from mmcv.ops import RoIAlign
-
         if featmap_stride <= 0:
             raise ValueError(f'featmap_stride must be positive, got {featmap_stride}.')
         if context_scale < 1.0:
@@ -281,11 +276,6 @@ class ContextRoIExtractor(nn.Module):
             raise ValueError(
                 f"temporal_pool_mode must be 'avg' or 'max', got {temporal_pool_mode!r}."
             )
-        if roi_align_impl not in ROI_ALIGN_IMPLS:
-            raise ValueError(
-                f'roi_align_impl={roi_align_impl!r} is not a RoIAlign implementation; use one '
-                f'of {ROI_ALIGN_IMPLS} (same features; sparse is faster on the CPU).'
-            )
         if isinstance(context_output_size, int):
             context_output_size = (context_output_size, context_output_size)
         self.featmap_stride = featmap_stride
@@ -296,28 +286,26 @@ class ContextRoIExtractor(nn.Module):
         self.temporal_pool_mode = temporal_pool_mode
         self.in_channels = in_channels
         self.min_box_size = float(min_box_size)
-        self.roi_align_impl = roi_align_impl
-        spatial_scale = 1.0 / featmap_stride
-        self.person_roi_layer = RoIAlign(
-            person_output_size,
-            spatial_scale,
+        # one RoI op for the persons and one for the context; each picks its kernel by device
+        roi_align = dict(
+            spatial_scale=1.0 / featmap_stride,
             sampling_ratio=sampling_ratio,
             pool_mode='avg',
             aligned=True,
+            impl=roi_align_impl,
         )
-        self.context_roi_layer = RoIAlign(
-            self.context_output_size,
-            spatial_scale,
-            sampling_ratio=sampling_ratio,
-            pool_mode='avg',
-            aligned=True,
-        )
-        self.person_sparse_roi_layer = SparseRoIAlign(
-            person_output_size, spatial_scale, sampling_ratio=sampling_ratio, aligned=True
-        )
-        self.context_sparse_roi_layer = SparseRoIAlign(
-            self.context_output_size, spatial_scale, sampling_ratio=sampling_ratio, aligned=True
-        )
+        self.person_roi_layer = RoIAlign(person_output_size, **roi_align)
+        self.context_roi_layer = RoIAlign(self.context_output_size, **roi_align)
+
+    @property
+    def roi_align_impl(self) -> str:
+        """The kernel choice of both RoIAlign ops: ``'auto'``, ``'sparse'`` or ``'mmcv'``."""
+        return self.context_roi_layer.impl
+
+    @roi_align_impl.setter
+    def roi_align_impl(self, roi_align_impl: str) -> None:
+        for layer in (self.person_roi_layer, self.context_roi_layer):
+            layer.impl = roi_align_impl  # validated by the op
 
     @property
     def num_context_tokens(self) -> int:
@@ -333,12 +321,6 @@ class ContextRoIExtractor(nn.Module):
             f'temporal_pool_mode={self.temporal_pool_mode!r}, in_channels={self.in_channels}, '
             f'roi_align_impl={self.roi_align_impl!r}'
         )
-
-    def uses_sparse_roi_align(self, feat: Tensor) -> bool:
-        """Whether this forward runs :class:`SparseRoIAlign` (else mmcv's RoIAlign)."""
-        if self.roi_align_impl == 'auto':
-            return feat.device.type == 'cpu'
-        return self.roi_align_impl == 'sparse'
 
     def forward(
         self,
@@ -358,12 +340,13 @@ class ContextRoIExtractor(nn.Module):
                 ``(img_h, img_w)`` of each clip, used to clip the boxes; by
                 default the feature map's extent ``(H * s, W * s)``.
             lazy_context (bool): leave the context tokens as a sparse product
-                where the sparse RoIAlign runs (:meth:`uses_sparse_roi_align`):
-                a :class:`SampledContext` (the channels-last pooled map and the
-                sparse RoIAlign matrix) whose ``tokens()`` are the tokens, so
-                that a head can project the map once per clip before sampling
-                it (``PersonContextTransformer``; ``PCCARoIHead`` asks for it).
-                With mmcv's RoIAlign the tokens are returned as a tensor.
+                where the sparse RoIAlign kernel runs (``RoIAlign.tokens(...,
+                lazy=True)``): a :class:`SampledContext` (the channels-last
+                pooled map and the sparse RoIAlign matrix) whose ``tokens()``
+                are the tokens, so that a head can project the map once per
+                clip before sampling it (``PersonContextTransformer``;
+                ``PCCARoIHead`` asks for it). With mmcv's kernel the tokens are
+                returned as a tensor.
 
         Returns:
             tuple:
@@ -372,18 +355,6 @@ class ContextRoIExtractor(nn.Module):
             - context tokens, ``(N, h*w, C)``, row-major over the ``h x w`` grid
               (or their :class:`SampledContext` with ``lazy_context``).
         """
-        person, context = self._sample(feat, rois, img_shapes)
-        if isinstance(context, SampledContext) and not lazy_context:
-            context = context.tokens()  # (N, h*w, C)
-        return person, context
-
-    def _sample(
-        self,
-        feat: FeatureInput,
-        rois: Tensor,
-        img_shapes: Optional[Union[Tensor, Sequence[Tuple[int, int]]]],
-    ) -> Tuple[Tensor, Union[Tensor, SampledContext]]:
-        """:meth:`forward` with ``lazy_context=True``."""
         v = temporal_pool(feat, self.temporal_pool_mode)  # (B, C, H, W)
         num_images, channels, feat_h, feat_w = v.shape
         if self.in_channels is not None and channels != self.in_channels:
@@ -412,19 +383,10 @@ class ContextRoIExtractor(nn.Module):
         context_rois = clip_boxes(
             scale_boxes(rois, self.context_scale), roi_extents, self.min_box_size
         )
-
-        if self.uses_sparse_roi_align(v):
-            table = channels_last_table(v)  # (B*H*W, C)
-            shape = (num_images, feat_h, feat_w)
-            person = self.person_sparse_roi_layer.tokens(table, person_rois, shape)  # (N, P*P, C)
-            # (N, C): the P x P max-pool; max() routes the gradient through one index per
-            # channel (a scatter), amax() through a tie mask (several full-size passes)
-            person = person.max(dim=1).values
-            matrix = self.context_sparse_roi_layer.matrix(context_rois, shape, table.dtype)
-            context = SampledContext(table, matrix, rois.shape[0], self.num_context_tokens)
-            return person, context  # (N, C), tokens (N, h*w, C) as a sparse product
-        person = self.person_roi_layer(v, person_rois)  # (N, C, P, P)
-        person = person.flatten(2).amax(dim=2)  # (N, C): the P x P max-pool
-        context = self.context_roi_layer(v, context_rois)  # (N, C, h, w)
-        context = context.flatten(2).transpose(1, 2).contiguous()  # (N, h*w, C)
-        return person, context
+        feature_map = FeatureMap(v)  # the sparse kernel's channels-last copy, made once
+        person = self.person_roi_layer.tokens(feature_map, person_rois)  # (N, P*P, C)
+        # (N, C): the P x P max-pool; max() routes the gradient through one index per
+        # channel (a scatter), amax() through a tie mask (several full-size passes)
+        person = person.max(dim=1).values
+        context = self.context_roi_layer.tokens(feature_map, context_rois, lazy=lazy_context)
+        return person, context  # (N, C), tokens (N, h*w, C) or their SampledContext

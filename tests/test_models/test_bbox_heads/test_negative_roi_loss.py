@@ -8,12 +8,14 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 
 from pcca_plugin.models import LinearBBoxHead, PCCABBoxHead
+from pcca_plugin.testing.models import (
+    TINY_LINEAR,
+    TINY_PCCA,
+    make_sample,
+    preprocess,
+    two_samples,
+)
 
-from .conftest import REPO_ROOT, make_sample
-from .test_pcca_roi_head import preprocess, two_samples
-
-TINY_LINEAR = f'{REPO_ROOT}/configs/_base_/models/slowfast-tiny_linear.py'
-TINY_PCCA = f'{REPO_ROOT}/configs/_base_/models/slowfast-tiny_pcca.py'
 #: Assigner IoU thresholds that leave a gap between positives and negatives.
 ASSIGNER_WITH_NEGATIVES = dict(pos_iou_thr=0.9, neg_iou_thr=0.5, min_pos_iou=0.9)
 

@@ -1,4 +1,5 @@
-"""The PCCA head against an independent float64 reference of the paper's equations (1)-(3).
+"""PCCABBoxHead: against an independent float64 reference of the paper's equations (1)-(3),
+its attention implementations and their checkpoints.
 
 The reference below is written from section 2.2 of Ning et al. (2021) and
 Vaswani et al. (2017) in plain numpy, one person and one head at a time, with
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from .conftest import build_model, clips, make_sample
+from pcca_plugin.models import PCCABBoxHead
+from pcca_plugin.testing.models import build_model, clips, make_sample
 
 #: LayerNorm epsilon of torch.nn.LayerNorm (the module's default).
 LN_EPS = 1e-5
@@ -111,3 +113,39 @@ def test_head_logits_match_the_paper_equations(attn_impl, with_pos):
     assert logits.shape == expected.shape == (3, 66)
     error = np.abs(logits - expected).max() / np.abs(expected).max()
     assert error <= RELATIVE_TOLERANCE, error
+
+
+def test_bad_attn_impl_names_the_choices():
+    with pytest.raises(ValueError, match='factored'):
+        PCCABBoxHead(
+            in_channels=8, num_classes=3, embed_dims=8, num_heads=2, topk=(1,), attn_impl=''
+        )
+
+
+def test_default_is_the_factored_attention():
+    head = PCCABBoxHead(in_channels=8, num_classes=3, embed_dims=8, num_heads=2, topk=(1,))
+    assert head.transformer.attn_impl == 'factored'
+
+
+@pytest.mark.parametrize(
+    'saved_with,loaded_with', [('standard', 'factored'), ('factored', 'standard')]
+)
+def test_checkpoint_of_one_impl_loads_into_the_other_with_the_same_scores(
+    tmp_path, saved_with, loaded_with
+):
+    """A whole tiny detector: save with one implementation, load with the other, predict."""
+    source = build_model(seed=5, bbox_head=dict(attn_impl=saved_with)).eval()
+    path = tmp_path / 'tiny.pth'
+    torch.save({'state_dict': source.state_dict(), 'meta': {}}, str(path))
+    target = build_model(seed=6, bbox_head=dict(attn_impl=loaded_with)).eval()
+    assert target.roi_head.bbox_head.transformer.attn_impl == loaded_with
+    state = torch.load(str(path))['state_dict']  # default weights_only=True
+    missing, unexpected = target.load_state_dict(state, strict=True)
+    assert not missing and not unexpected
+    samples = [make_sample([[4, 6, 30, 60], [50, 10, 80, 62], [0, 0, 10, 12]])]
+    data = source.data_preprocessor(dict(inputs=clips(1, seed=7), data_samples=samples), False)
+    with torch.no_grad():
+        expected = source(**data, mode='predict')[0].pred_instances.scores
+        scores = target(**data, mode='predict')[0].pred_instances.scores
+    assert scores.shape == (3, 66)
+    torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-6)

@@ -5,7 +5,9 @@ import math
 import pytest
 import torch
 
-from pcca_plugin.models import ContextRoIExtractor
+from pcca_plugin.models import ContextRoIExtractor, temporal_pool
+from pcca_plugin.models.layers import RoIAlign, SampledContext
+from pcca_plugin.testing.models import awkward_rois
 
 SAMPLING_RATIO = 2
 STRIDE = 4
@@ -203,3 +205,60 @@ def test_no_rois(pathways):
     extractor = ContextRoIExtractor(featmap_stride=STRIDE)
     person, context = extractor(pathways, ROIS[:0])
     assert person.shape == (0, 5) and context.shape == (0, 81, 5)
+
+
+def test_holds_one_roi_op_for_persons_and_one_for_context():
+    extractor = ContextRoIExtractor(featmap_stride=STRIDE, context_output_size=(3, 5))
+    ops = [module for module in extractor.modules() if isinstance(module, RoIAlign)]
+    assert ops == [extractor.person_roi_layer, extractor.context_roi_layer]
+    assert extractor.person_roi_layer.output_size == (7, 7)
+    assert extractor.context_roi_layer.output_size == (3, 5)
+
+
+def test_roi_align_implementations_agree():
+    """The same person features, tokens and gradients with the sparse and mmcv kernels."""
+    generator = torch.Generator().manual_seed(1)
+    height, width, stride = 6, 11, 8
+    slow = torch.randn(2, 6, 4, height, width, generator=generator)
+    fast = torch.randn(2, 2, 8, height, width, generator=generator)
+    rois = awkward_rois(2, generator, (width * stride, height * stride))
+    outputs = {}
+    for impl in ('sparse', 'mmcv'):
+        extractor = ContextRoIExtractor(featmap_stride=stride, roi_align_impl=impl)
+        feats = [slow.clone().requires_grad_(), fast.clone().requires_grad_()]
+        person, context = extractor(feats, rois, [(height * stride, width * stride)] * 2)
+        (person.square().sum() + context.sin().sum()).backward()
+        outputs[impl] = (person, context, feats[0].grad, feats[1].grad)
+    for got, expected in zip(outputs['sparse'], outputs['mmcv']):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_auto_uses_the_sparse_product_on_cpu_and_rejects_unknown_names():
+    extractor = ContextRoIExtractor(featmap_stride=STRIDE)
+    assert extractor.roi_align_impl == 'auto'
+    assert extractor.context_roi_layer.uses_sparse(torch.zeros(1, 1, 2, 2))
+    mmcv = ContextRoIExtractor(roi_align_impl='mmcv')
+    assert not mmcv.person_roi_layer.uses_sparse(torch.zeros(1))
+    assert not mmcv.context_roi_layer.uses_sparse(torch.zeros(1))
+    with pytest.raises(ValueError, match="roi_align_impl='fast' is not"):
+        ContextRoIExtractor(roi_align_impl='fast')
+    extractor.roi_align_impl = 'mmcv'  # both ops follow
+    assert extractor.person_roi_layer.impl == extractor.context_roi_layer.impl == 'mmcv'
+
+
+@pytest.mark.parametrize('lazy_context', [False, True])
+def test_lazy_context_is_a_sparse_product_only_with_the_sparse_kernel(pathways, lazy_context):
+    for impl in ('sparse', 'mmcv'):
+        extractor = ContextRoIExtractor(featmap_stride=STRIDE, roi_align_impl=impl)
+        _, context = extractor(pathways, ROIS, lazy_context=lazy_context)
+        lazy = lazy_context and impl == 'sparse'
+        assert isinstance(context, SampledContext) == lazy
+        tokens = context.tokens() if lazy else context
+        assert tokens.shape == (4, 81, 5)
+
+
+def test_temporal_mean_gradient_equals_torch_mean():
+    """temporal_pool's mean divides the small gradient before broadcasting it; same values."""
+    x = torch.randn(2, 3, 4, 5, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(temporal_pool, (x,))
+    torch.testing.assert_close(temporal_pool(x), x.mean(dim=2))

@@ -8,24 +8,16 @@ from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox2roi
 
 from pcca_plugin.models import PCCABBoxHead, check_config_consistency
-
-from .conftest import CLIP_SHAPE, build_model, clips, make_sample
+from pcca_plugin.testing.models import (
+    CLIP_SHAPE,
+    build_model,
+    clips,
+    make_sample,
+    preprocess,
+    two_samples,
+)
 
 IMG_H, IMG_W = CLIP_SHAPE[2:]
-
-
-def two_samples():
-    return [
-        make_sample([[4, 6, 30, 60], [50, 10, 80, 62]], [[4, 6, 30, 60]], [[3, 7]]),
-        make_sample(
-            [[20, 2, 44, 50], [60, 30, 90, 63], [0, 0, 10, 12]], [[60, 30, 90, 63]], [[12]]
-        ),
-    ]
-
-
-def preprocess(model, samples, seed=0, training=True):
-    data = dict(inputs=clips(len(samples), seed), data_samples=samples)
-    return model.data_preprocessor(data, training)
 
 
 def test_gradient_reaches_backbone_context_and_classifier(tiny_model):
@@ -273,3 +265,25 @@ def test_config_check_finds_dataset_class_mismatch():
         check_config_consistency(cfg)
     cfg['train_dataloader']['dataset']['datasets'][1]['num_classes'] = 5
     check_config_consistency(cfg)
+
+
+def test_same_loss_and_gradients_with_every_context_path():
+    """The detector's loss and backbone gradients: per clip == per person == mmcv's RoIAlign."""
+    samples = [
+        make_sample([[4, 6, 30, 60], [50, 10, 80, 62]], [[4, 6, 30, 60]], [[3]]),
+        make_sample([[10, 12, 40, 50]], [[10, 12, 40, 50]], [[5]]),
+    ]
+
+    def loss_and_grad(**roi_head):
+        model = build_model(**roi_head)
+        data = model.data_preprocessor(dict(inputs=clips(2), data_samples=samples), True)
+        loss = model(**data, mode='loss')['loss_action_cls']
+        loss.backward()
+        return loss.detach(), model.backbone.slow_path.conv1.conv.weight.grad
+
+    # mmcv's RoIAlign hands over the tokens as a tensor: always the per-person form
+    expected = loss_and_grad(bbox_roi_extractor=dict(roi_align_impl='mmcv'))
+    for form in ('per_clip', 'per_person'):
+        got = loss_and_grad(bbox_head=dict(context_projection=form))
+        torch.testing.assert_close(got[0], expected[0], rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(got[1], expected[1], rtol=1e-4, atol=1e-6)
