@@ -119,19 +119,24 @@ def test_clip_indices_follow_sample_ava_frames():
     np.testing.assert_array_equal(clip_indices(9, 10, 4, 3), [3, 6, 9, 9])
 
 
+def demo_with_proposal_file(tmp_path, video, checkpoint):
+    """The demo of ``video`` with the persons of ``tmp_path/p.pkl``, out to ``tmp_path/o.mp4``."""
+    return demo_video_file(
+        str(video),
+        TINY_PCCA,
+        checkpoint,
+        proposal_file=str(tmp_path / 'p.pkl'),
+        out=str(tmp_path / 'o.mp4'),
+        progress=False,
+    )
+
+
 def test_unreadable_video_is_a_clear_error(tmp_path, tiny_checkpoint):
     video = tmp_path / 'broken.mp4'
     video.write_bytes(b'this is not a video' * 100)
     dump_pickle({1: np.zeros((0, 5), np.float32)}, str(tmp_path / 'p.pkl'))
     with pytest.raises(VideoReadError, match=r'broken\.mp4: neither OpenCV nor decord'):
-        demo_video_file(
-            str(video),
-            TINY_PCCA,
-            tiny_checkpoint,
-            proposal_file=str(tmp_path / 'p.pkl'),
-            out=str(tmp_path / 'o.mp4'),
-            progress=False,
-        )
+        demo_with_proposal_file(tmp_path, video, tiny_checkpoint)
     assert not osp.exists(tmp_path / 'o.mp4')
 
 
@@ -140,14 +145,7 @@ def test_proposals_of_another_video_are_named(tmp_path, tiny_checkpoint):
     write_video(video, 6, 64, 96, 25)
     dump_pickle({'other/video,00001': np.zeros((0, 5), np.float32)}, str(tmp_path / 'p.pkl'))
     with pytest.raises(KeyError, match="no key names video 'clip'.*--video-name"):
-        demo_video_file(
-            str(video),
-            TINY_PCCA,
-            tiny_checkpoint,
-            proposal_file=str(tmp_path / 'p.pkl'),
-            out=str(tmp_path / 'o.mp4'),
-            progress=False,
-        )
+        demo_with_proposal_file(tmp_path, video, tiny_checkpoint)
 
 
 def test_demo_with_an_mmdet_person_detector(tmp_path, tiny_checkpoint):
