@@ -1,19 +1,15 @@
 """``tools/benchmark_heads.py --quick`` runs as a user runs it and prints the documented table."""
 
 import json
-import os
-import os.path as osp
-import subprocess
-import sys
 
-from .conftest import REPO_ROOT
+from pcca_plugin.testing import repo_path, run_tool
 
 #: Seconds the quick benchmark may take (imports included) before the test fails.
 QUICK_TIMEOUT = 240
 HEADS = ('pcca', 'pcca-4/clip', 'pcca-standard', 'pcca-extractor', 'acrn', 'linear')
 QUICK_PERSONS = (2, 4)
 #: The section of docs/model.md that shows the benchmark's table.
-DOC = osp.join(REPO_ROOT, 'docs', 'model.md')
+DOC = repo_path('docs', 'model.md')
 
 
 def table_header(text: str) -> str:
@@ -22,16 +18,8 @@ def table_header(text: str) -> str:
 
 def test_quick_benchmark_prints_the_documented_columns(tmp_path):
     out = tmp_path / 'bench.md'
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHONPATH=REPO_ROOT)
-    result = subprocess.run(
-        [sys.executable, osp.join(REPO_ROOT, 'tools', 'benchmark_heads.py'), '--quick']
-        + ['--out', str(out)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=QUICK_TIMEOUT,
-        stdin=subprocess.DEVNULL,
+    result = run_tool(
+        'benchmark_heads.py', '--quick', '--out', str(out), cwd=tmp_path, timeout=QUICK_TIMEOUT
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     text = out.read_text()
