@@ -172,28 +172,31 @@ def global_name(entry) -> str:
 
 
 def test_each_fix_applied_twice_without_the_guard_leaves_the_same_state(tmp_path):
-    """In a fresh interpreter (nothing applied yet), call every fix twice by hand.
+    """In a fresh interpreter, call every fix twice by hand, from the state before any fix.
 
-    ``compat.py`` is loaded as a standalone module, so importing it applies nothing,
-    and the ``importlib_metadata`` backport is hidden so that its fix has work to do.
+    ``import pcca_plugin`` applies the two import fixes; the test undoes them (the
+    finder taken out of ``sys.meta_path``, the alias out of ``sys.modules``) before
+    it starts, and the ``importlib_metadata`` backport is hidden so that its fix has
+    work to do.
     """
     result = run_python(
-        f"""
-        import importlib.abc, importlib.util, json, sys
+        """
+        import importlib.abc, json, sys
         class Hide(importlib.abc.MetaPathFinder):
             def find_spec(self, name, path=None, target=None):
                 if name == 'importlib_metadata':
                     raise ModuleNotFoundError(name)
         sys.meta_path.insert(0, Hide())
-        spec = importlib.util.spec_from_file_location('compat_alone', {compat.__file__!r})
-        compat = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(compat)
+        from pcca_plugin import compat
+        # Back to the state before the import fixes.
+        sys.meta_path[:] = [f for f in sys.meta_path if type(f).__module__ != compat.__name__]
+        sys.modules.pop('importlib_metadata')
         import torch.serialization as serialization
 
         def name(entry):
             if isinstance(entry, tuple):
                 return entry[1]
-            return f'{{entry.__module__}}.{{entry.__qualname__}}'
+            return f'{entry.__module__}.{entry.__qualname__}'
 
         def state():
             return dict(
@@ -202,7 +205,7 @@ def test_each_fix_applied_twice_without_the_guard_leaves_the_same_state(tmp_path
                 safe_globals=sorted(map(name, serialization.get_safe_globals())),
             )
 
-        report = dict(initial=state(), fixes={{}})
+        report = dict(initial=state(), fixes={})
         for fix in (compat.fix_mmaction_missing_drn, compat.fix_mmaction_importlib_metadata,
                     compat.fix_torch_weights_only_checkpoints):
             first = fix()

@@ -1,7 +1,5 @@
-"""Mixed precision: ``tools/train.py --amp`` on CPU (bfloat16), and float32 attention scores."""
-
-import importlib.util
-import os.path as osp
+"""Mixed precision: ``run_train(amp=True)`` (``tools/train.py --amp``) on CPU in bfloat16,
+and float32 attention scores."""
 
 import pytest
 import torch
@@ -9,14 +7,12 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.optim import OptimWrapper
 
+from pcca_plugin.apis import run_train
+from pcca_plugin.datasets.toy_sports import make_toy_sports
 from pcca_plugin.engine.amp import DeviceAmpOptimWrapper, enable_amp
 from pcca_plugin.models import PCCABBoxHead, PersonContextTransformer
+from pcca_plugin.testing.inference import TINY_PCCA, TOY_SIZES
 
-from .conftest import REPO_ROOT
-
-TINY_PCCA = osp.join(
-    REPO_ROOT, 'configs', 'pcca', 'pcca_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-rgb.py'
-)
 #: Two iterations of two clips: a class-balanced draw of 4 samples, batch 2, no validation.
 TWO_ITERATIONS_CONFIG = """_base_ = [{base!r}]
 model = dict(init_cfg=None)  # no pretrained backbone in the tests: a random one, frozen
@@ -29,8 +25,6 @@ train_dataloader = dict(
 train_cfg = dict(max_epochs=1, val_begin=2)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=100))
 """
-#: Small toy-sports data (as tests/test_inference uses).
-TOY_SIZES = dict(num_train_videos=2, num_val_videos=3, num_frames=15)
 #: Scale of the query projection: a sharply peaked attention, as trained transformers have.
 SHARP_QUERY_GAIN = 100.0
 #: Scale of the context tokens: representable in float16, but their scores are not.
@@ -41,18 +35,8 @@ AUTOCAST_RELATIVE_ERROR = 0.25
 FP16_MAX = torch.finfo(torch.float16).max
 
 
-def load_train_tool():
-    spec = importlib.util.spec_from_file_location(
-        'pcca_tools_train', osp.join(REPO_ROOT, 'tools', 'train.py')
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU (bfloat16) branch')
 def test_train_two_iterations_with_amp_on_cpu(tmp_path, monkeypatch):
-    from pcca_plugin.datasets.toy_sports import make_toy_sports
 
     make_toy_sports(str(tmp_path / 'data' / 'toy_sports'), seed=0, **TOY_SIZES)
     monkeypatch.chdir(tmp_path)
@@ -74,7 +58,7 @@ def test_train_two_iterations_with_amp_on_cpu(tmp_path, monkeypatch):
 
     handle = torch.nn.modules.module.register_module_forward_hook(watch_head)
     try:
-        runner = load_train_tool().main([str(config), '--amp', '--work-dir', str(tmp_path / 'w')])
+        runner = run_train(str(config), work_dir=str(tmp_path / 'w'), amp=True)
     finally:
         handle.remove()
     assert isinstance(runner.optim_wrapper, DeviceAmpOptimWrapper)
