@@ -29,7 +29,6 @@ from pcca_plugin.testing.inference import (
     CONFIG_DATA_ROOT,
     TINY_PCCA,
     TINY_PCCA_TTA,
-    save_tiny_checkpoint,
 )
 from pcca_plugin.utils.pickle_io import load_pickle
 
@@ -55,12 +54,6 @@ TEST_SPLIT_OPTIONS = {
     'test_dataloader.dataset.proposal_file': f'{ANN_DIR}/toy_sports_dense_proposals_test.pkl',
     'test_evaluator.link_len_thr': LINK_LEN_THR,
 }
-
-
-@pytest.fixture(scope='module')
-def tiny_checkpoint(tmp_path_factory) -> str:
-    """A checkpoint of the tiny detector with seeded random weights."""
-    return save_tiny_checkpoint(str(tmp_path_factory.mktemp('ckpt') / 'tiny_random.pth'))
 
 
 @pytest.fixture(scope='module')
