@@ -614,6 +614,44 @@ def prepare_multisports_test(
     return {TEST_SPLIT: ann_path, f'proposals_{TEST_SPLIT}': proposal_path}
 
 
+def check_or_extract_videos(
+    gt_file: str,
+    video_root: str,
+    video_suffix: str = '.mp4',
+    frame_root: Optional[str] = None,
+    count_frames: bool = False,
+) -> None:
+    """Check that every GT video exists under ``video_root``; decode it when extracting or counting.
+
+    Args:
+        gt_file: the MultiSports GT pickle (its train and val videos are checked).
+        video_root: the folder of ``<sport>/<video><video_suffix>``.
+        video_suffix: the videos' file suffix.
+        frame_root: when given, every video is decoded into ``frame_root/<video>/img_00001.jpg``...
+        count_frames: decode every video (without saving) to check its frame count.
+
+    A decoded frame count that differs from the GT ``nframes`` is an error
+    naming the video (:class:`FrameCountError`); frame folders are written
+    whole or not at all.
+    """
+    gt = load_pickle(gt_file)
+    videos = [v for split in SPLIT_GT_FIELDS for v in split_video_names(gt, split, gt_file)]
+    missing = [v for v in videos if not osp.isfile(osp.join(video_root, v + video_suffix))]
+    if missing:
+        raise FileNotFoundError(
+            f'{len(missing)} of {len(videos)} videos of {gt_file} are missing under '
+            f'{video_root}, e.g. {[osp.join(video_root, v + video_suffix) for v in missing[:3]]}'
+        )
+    if frame_root is None and not count_frames:
+        return
+    for video in track_iter_progress(videos):
+        decode_video(
+            osp.join(video_root, video + video_suffix),
+            osp.join(frame_root, video) if frame_root else None,
+            expected_frames=int(gt['nframes'][video]),
+        )
+
+
 __all__ = [
     'ANNOTATION_FORMAT',
     'ANNOTATION_VERSION',
@@ -627,6 +665,7 @@ __all__ = [
     'VideoProbe',
     'build_split_annotation',
     'build_test_annotation',
+    'check_or_extract_videos',
     'check_proposal_array',
     'check_test_proposal_videos',
     'decode_video',

@@ -12,7 +12,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
-from pcca_plugin.datasets import MultiSportsDataset
+from pcca_plugin.datasets import MultiSportsDataset, prepare_multisports
 from pcca_plugin.utils.multisports_format import frame_key
 from pcca_plugin.utils.pickle_io import dump_pickle, load_pickle
 
@@ -23,21 +23,10 @@ TOY_CONFIG = 'configs/_base_/datasets/toy-sports_rgb.py'
 
 
 @pytest.fixture(scope='module')
-def prepared(small_toy, prepare_tool, tmp_path_factory):
-    """Run the preparation tool (the CLI) on the generated data."""
+def prepared(small_toy, tmp_path_factory):
+    """Run the preparation (what ``prepare_multisports.py`` runs) on the generated data."""
     out = str(tmp_path_factory.mktemp('annotations'))
-    prepare_tool.main(
-        [
-            '--gt',
-            small_toy['gt_file'],
-            '--proposals',
-            *small_toy['proposal_files'],
-            '--out-dir',
-            out,
-            '--name',
-            'toy',
-        ]
-    )
+    prepare_multisports(small_toy['gt_file'], small_toy['proposal_files'], out, name='toy')
     return dict(
         small_toy,
         ann_dir=out,
@@ -292,24 +281,15 @@ def test_bad_inputs_name_the_item(prepared, repo_root, tmp_path):
         MultiSportsDataset(**dict(base, ann_file=prepared['gt_file']))
 
 
-def test_multi_label_person_gets_a_multi_hot_target(prepared, prepare_tool, tmp_path):
+def test_multi_label_person_gets_a_multi_hot_target(prepared, tmp_path):
     gt = copy.deepcopy(prepared['gt'])
     video = gt['train_videos'][0][0]
     label, tubes = next(iter(gt['gttubes'][video].items()))
     other = (label + 1) % len(gt['labels'])
     gt['gttubes'][video].setdefault(other, []).append(tubes[0].copy())  # same person, 2 labels
     dump_pickle(gt, tmp_path / 'gt.pkl')
-    prepare_tool.main(
-        [
-            '--gt',
-            str(tmp_path / 'gt.pkl'),
-            '--proposals',
-            *prepared['proposal_files'],
-            '--out-dir',
-            str(tmp_path),
-            '--name',
-            'ml',
-        ]
+    prepare_multisports(
+        str(tmp_path / 'gt.pkl'), prepared['proposal_files'], str(tmp_path), name='ml'
     )
     dataset = MultiSportsDataset(
         ann_file=str(tmp_path / 'ml_train.pkl'),

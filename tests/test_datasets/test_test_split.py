@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from pcca_plugin.datasets import MultiSportsDataset
-from pcca_plugin.datasets.preparation import FrameCountError, decode_video, extract_frames
+from pcca_plugin.datasets.preparation import (
+    FrameCountError,
+    decode_video,
+    extract_frames,
+    prepare_multisports_test,
+)
+from pcca_plugin.testing import run_tool
 from pcca_plugin.utils.multisports_format import frame_key, parse_frame_key
 from pcca_plugin.utils.pickle_io import dump_pickle, load_pickle
 
@@ -48,35 +54,20 @@ def _write_avi(frame_dir, path):
     writer.release()
 
 
-def _prepare_test(prepare_tool, video_root, out, proposals, *extra):
-    return prepare_tool.main(
-        [
-            '--split',
-            'test',
-            '--video-root',
-            video_root,
-            '--proposals',
-            *proposals,
-            '--out-dir',
-            out,
-            '--name',
-            'toy',
-            *extra,
-        ]
-    )
+def _prepare_test(video_root, out, proposals, **options):
+    """What ``prepare_multisports.py --split test`` runs."""
+    return prepare_multisports_test(video_root, proposals, out, name='toy', **options)
 
 
-def test_test_split_from_the_videos_alone(small_toy, prepare_tool, tmp_path):
+def test_test_split_from_the_videos_alone(small_toy, tmp_path):
     gt, names = _val_videos(small_toy)
     video_root = _copy_test_videos(small_toy, names, str(tmp_path / 'test_videos'))
     frame_root = str(tmp_path / 'frames')
     written = _prepare_test(
-        prepare_tool,
         video_root,
         str(tmp_path / 'out'),
         _val_proposals(small_toy),
-        '--extract-frames',
-        frame_root,
+        frame_root=frame_root,
     )
     ann = load_pickle(written['test'])
     assert ann['split'] == 'test' and ann['labels'] is None and ann['annotations'] == {}
@@ -116,22 +107,18 @@ def test_test_split_from_the_videos_alone(small_toy, prepare_tool, tmp_path):
     assert 'classes' not in meta
 
 
-def test_video_list_orders_the_split_and_gt_gives_class_names(small_toy, prepare_tool, tmp_path):
+def test_video_list_orders_the_split_and_gt_gives_class_names(small_toy, tmp_path):
     gt, names = _val_videos(small_toy)
     video_root = _copy_test_videos(small_toy, names, str(tmp_path / 'test_videos'))
     order = list(reversed(names))
     (tmp_path / 'videos.txt').write_text('# challenge order\n' + '\n'.join(order) + '\n')
     written = _prepare_test(
-        prepare_tool,
         video_root,
         str(tmp_path / 'out'),
         _val_proposals(small_toy),
-        '--video-list',
-        str(tmp_path / 'videos.txt'),
-        '--gt',
-        small_toy['gt_file'],
-        '--frame-stride',
-        '4',
+        video_list=str(tmp_path / 'videos.txt'),
+        labels_from=small_toy['gt_file'],
+        frame_stride=4,
     )
     ann = load_pickle(written['test'])
     assert list(ann['videos']) == order
@@ -140,9 +127,7 @@ def test_video_list_orders_the_split_and_gt_gives_class_names(small_toy, prepare
     np.testing.assert_array_equal(first['keyframes'], np.arange(1, first['nframes'] + 1, 4))
 
 
-def test_a_test_video_without_proposals_is_named_and_nothing_is_written(
-    small_toy, prepare_tool, tmp_path
-):
+def test_a_test_video_without_proposals_is_named_and_nothing_is_written(small_toy, tmp_path):
     _, names = _val_videos(small_toy)
     video_root = _copy_test_videos(small_toy, names, str(tmp_path / 'test_videos'))
     raw = load_pickle(_val_proposals(small_toy)[0])
@@ -152,20 +137,18 @@ def test_a_test_video_without_proposals_is_named_and_nothing_is_written(
     )
     out = tmp_path / 'out'
     with pytest.raises(ValueError, match=f'no person box.*{lonely}.*generate_proposals'):
-        _prepare_test(prepare_tool, video_root, str(out), [str(tmp_path / 'p.pkl')])
+        _prepare_test(video_root, str(out), [str(tmp_path / 'p.pkl')])
     assert not out.exists() or os.listdir(out) == []
     # Person boxes of a video that is not in the test folder are refused too.
     stranger = dict(raw)
     stranger[frame_key('toysport/v_9999', 1)] = np.zeros((0, 5), np.float32)
     dump_pickle(stranger, tmp_path / 'q.pkl')
     with pytest.raises(KeyError, match='v_9999.*not a test video'):
-        _prepare_test(prepare_tool, video_root, str(out), [str(tmp_path / 'q.pkl')])
+        _prepare_test(video_root, str(out), [str(tmp_path / 'q.pkl')])
     assert not out.exists() or os.listdir(out) == []
 
 
-def test_a_video_with_another_frame_count_is_named_and_nothing_is_written(
-    small_toy, prepare_tool, tmp_path
-):
+def test_a_video_with_another_frame_count_is_named_and_nothing_is_written(small_toy, tmp_path):
     gt, names = _val_videos(small_toy)
     video_root = tmp_path / 'test_videos'
     for name in names:
@@ -179,14 +162,11 @@ def test_a_video_with_another_frame_count_is_named_and_nothing_is_written(
     out, frame_root = tmp_path / 'out', tmp_path / 'frames'
     with pytest.raises(FrameCountError, match=rf'{bad}{AVI_SUFFIX}: decoded \d+ frames.*header'):
         _prepare_test(
-            prepare_tool,
             str(video_root),
             str(out),
             _val_proposals(small_toy),
-            '--video-suffix',
-            AVI_SUFFIX,
-            '--extract-frames',
-            str(frame_root),
+            video_suffix=AVI_SUFFIX,
+            frame_root=str(frame_root),
         )
     assert not out.exists() or os.listdir(out) == []
     # The videos decoded before it are complete; the bad one left no (partial) folder.
@@ -200,7 +180,7 @@ def test_a_video_with_another_frame_count_is_named_and_nothing_is_written(
     assert probe.resolution == tuple(gt['resolution'][names[0]])
 
 
-def test_trainval_frame_count_against_the_gt(small_toy, prepare_tool, tmp_path):
+def test_trainval_frame_count_against_the_gt(small_toy, tmp_path):
     gt, names = _val_videos(small_toy)
     video = osp.join(small_toy['root'], 'videos', names[0] + '.mp4')
     frames = tmp_path / 'frames' / 'v'
@@ -210,22 +190,19 @@ def test_trainval_frame_count_against_the_gt(small_toy, prepare_tool, tmp_path):
             extract_frames(video, str(frames), expected_frames=expected)
         assert not frames.exists()
         assert os.listdir(frames.parent) == []
-    # The tool checks every video (--count-frames) before writing any annotation.
+    # The tool checks every video (--count-frames) before writing any annotation, and says
+    # which one in one line.
     gt['nframes'][names[0]] += 1
     dump_pickle(gt, tmp_path / 'gt.pkl')
     out = tmp_path / 'out'
-    with pytest.raises(FrameCountError, match=names[0]):
-        prepare_tool.main(
-            [
-                '--gt',
-                str(tmp_path / 'gt.pkl'),
-                '--proposals',
-                *small_toy['proposal_files'],
-                '--out-dir',
-                str(out),
-                '--video-root',
-                osp.join(small_toy['root'], 'videos'),
-                '--count-frames',
-            ]
-        )
+    run = run_tool(
+        'data/multisports/prepare_multisports.py',
+        *['--gt', str(tmp_path / 'gt.pkl'), '--proposals', *small_toy['proposal_files']],
+        *['--out-dir', str(out), '--video-root', osp.join(small_toy['root'], 'videos')],
+        '--count-frames',
+    )
+    assert run.returncode == 1, run.stderr
+    error_lines = [line for line in run.stderr.splitlines() if 'error:' in line]
+    assert len(error_lines) == 1 and 'Traceback' not in run.stderr, run.stderr
+    assert f'{names[0]}.mp4: decoded' in error_lines[0] and 'GT nframes' in error_lines[0]
     assert not out.exists()

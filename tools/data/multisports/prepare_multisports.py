@@ -28,24 +28,19 @@ Examples::
 """
 
 import argparse
-import os.path as osp
 from typing import List, Optional
 
 from mmengine.logging import MMLogger
-from mmengine.utils import track_iter_progress
 
 from pcca_plugin.datasets.preparation import (
     DEFAULT_DUPLICATE_IOU,
-    SPLIT_GT_FIELDS,
     TEST_SPLIT,
     TRAIN_FRAME_MODES,
-    decode_video,
+    check_or_extract_videos,
     prepare_multisports,
     prepare_multisports_test,
-    split_video_names,
 )
 from pcca_plugin.utils.cli import add_debug_argument, run_cli
-from pcca_plugin.utils.pickle_io import load_pickle
 
 #: --split choices: the GT's train and val splits together, or the test videos (no GT).
 SPLITS = ('trainval', TEST_SPLIT)
@@ -123,37 +118,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if args.extract_frames and not args.video_root:
         parser.error('--extract-frames needs --video-root')
     return args
-
-
-def check_or_extract_videos(
-    gt_file: str,
-    video_root: str,
-    video_suffix: str,
-    frame_root: Optional[str],
-    count_frames: bool = False,
-) -> None:
-    """Check that every GT video exists; decode it when extracting or counting.
-
-    A decoded frame count that differs from the GT ``nframes`` is an error
-    naming the video (:class:`~pcca_plugin.datasets.preparation.FrameCountError`);
-    frame folders are written whole or not at all.
-    """
-    gt = load_pickle(gt_file)
-    videos = [v for split in SPLIT_GT_FIELDS for v in split_video_names(gt, split, gt_file)]
-    missing = [v for v in videos if not osp.isfile(osp.join(video_root, v + video_suffix))]
-    if missing:
-        raise FileNotFoundError(
-            f'{len(missing)} of {len(videos)} videos of {gt_file} are missing under '
-            f'{video_root}, e.g. {[osp.join(video_root, v + video_suffix) for v in missing[:3]]}'
-        )
-    if frame_root is None and not count_frames:
-        return
-    for video in track_iter_progress(videos):
-        decode_video(
-            osp.join(video_root, video + video_suffix),
-            osp.join(frame_root, video) if frame_root else None,
-            expected_frames=int(gt['nframes'][video]),
-        )
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
