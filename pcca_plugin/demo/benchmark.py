@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import torch
 
-from pcca_plugin.testing import repo_path
+from pcca_plugin.utils.checkout import repo_path
 from pcca_plugin.visualization.video_demo import (
     DEFAULT_BATCH_SIZE,
     build_action_detector,

@@ -47,7 +47,7 @@ import torch
 from pcca_plugin.datasets.toy_sports import make_toy_sports, write_clip_level_annotations
 from pcca_plugin.models.checkpoint_surgery import extract_submodule_weights
 from pcca_plugin.registration import register_all_modules
-from pcca_plugin.testing import repo_path
+from pcca_plugin.utils.checkout import repo_path
 from pcca_plugin.utils.cli import DEBUG_FLAG
 
 from .claims import check_paper_claims

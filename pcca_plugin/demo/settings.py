@@ -7,7 +7,7 @@ import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict
 
-from pcca_plugin.testing import repo_path
+from pcca_plugin.utils.checkout import repo_path
 
 #: Configs of the demo's runs (relative to the repository root): the backbone's
 #: pretraining and the three models.

@@ -7,21 +7,14 @@ never from another test module or another folder's ``conftest.py``.
 """
 
 import os
-import os.path as osp
 import subprocess
 import sys
 from typing import Dict, Sequence
 
-#: The checkout that holds this package, ``configs/``, ``tools/`` and ``tests/``
-#: (the package is installed in editable mode by ``make setup``).
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from pcca_plugin.utils.checkout import REPO_ROOT, repo_path
+
 #: Seconds a tool run by :func:`run_tool` may take before the test fails.
 TOOL_TIMEOUT_S = 600
-
-
-def repo_path(*parts: str) -> str:
-    """The absolute path of ``parts`` inside the checkout, e.g. ``repo_path('configs', 'pcca')``."""
-    return osp.join(REPO_ROOT, *parts)
 
 
 def subprocess_env(threads: int = 1, **extra: str) -> Dict[str, str]:

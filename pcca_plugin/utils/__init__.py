@@ -1,8 +1,10 @@
-"""Shared helpers, numpy only: safe pickle I/O, MultiSports format facts, command-line errors.
+"""Shared helpers, numpy only: safe pickle I/O, MultiSports format facts, command-line errors,
+the checkout's root.
 
-Checkpoint surgery imports torch: ``pcca_plugin.utils.checkpoint``.
+Checkpoint surgery imports torch: it lives in ``pcca_plugin.models.checkpoint_surgery``.
 """
 
+from .checkout import REPO_ROOT, repo_path
 from .cli import add_debug_argument, run_cli
 from .multisports_format import (
     EVALUATION_GT_KEYS,
@@ -18,6 +20,8 @@ from .multisports_format import (
 from .pickle_io import PICKLE_STYLES, UnsafePickleError, dump_pickle, dumps_pickle, load_pickle
 
 __all__ = [
+    'REPO_ROOT',
+    'repo_path',
     'add_debug_argument',
     'run_cli',
     'EVALUATION_GT_KEYS',

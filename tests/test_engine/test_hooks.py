@@ -1,17 +1,24 @@
-"""Decoupled phase 2 with a real mmengine Runner: only the classifier changes."""
+"""The hooks of ``pcca_plugin/engine/hooks.py`` with a real mmengine Runner.
+
+* decoupled phase 2 (``FreezeAllButClassifierHook``): only the classifier changes;
+* ``FreezeModulesHook``: the frozen backbone does not move at all;
+* ``ProgressBarHook``: a bar per training / test run, resume-aware.
+"""
 
 import glob
+import io
 import os.path as osp
 
 import pytest
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import Config
+from mmengine.evaluator import BaseMetric
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
+from torch import nn
 
-from pcca_plugin.engine import freeze_all_but
+from pcca_plugin.engine import FreezeModulesHook, ProgressBarHook, freeze_all_but
 
 NUM_FEATURES, HIDDEN, NUM_CLASSES = 4, 8, 3
 CLASSIFIER = 'roi_head.bbox_head.fc_cls'
@@ -209,3 +216,184 @@ def test_phase2_of_the_real_tiny_detector(tmp_path, repo_root):
     after = runner.model.state_dict()
     changed = sorted(k for k in before if not torch.equal(before[k], after[k]))
     assert changed == [CLASSIFIER + '.bias', CLASSIFIER + '.weight']
+
+
+# --- FreezeModulesHook -------------------------------------------------------------------
+
+
+def _train(tmp_path, hook_cfg):
+    torch.manual_seed(0)
+    model = TinyDetector()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    runner = Runner(
+        model=model,
+        work_dir=str(tmp_path / 'work'),
+        train_dataloader=dict(
+            batch_size=8,
+            dataset=LongTailFeatures(),
+            sampler=dict(type='DefaultSampler', shuffle=True),
+        ),
+        train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=2),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4)),
+        custom_hooks=[hook_cfg],
+        default_scope='mmaction',
+        randomness=dict(seed=0),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=100)),
+    )
+    runner.train()
+    return model, before, runner
+
+
+def test_frozen_backbone_keeps_weights_and_statistics_while_the_head_trains(tmp_path):
+    model, before, runner = _train(tmp_path, dict(type='FreezeModulesHook', modules=['backbone']))
+    assert runner.iter >= 4
+    after = model.state_dict()
+    for name, tensor in before.items():
+        if name.startswith('backbone.'):  # weights and BN buffers (running stats, counter)
+            assert torch.equal(after[name], tensor), f'{name} moved'
+    assert not torch.equal(after[CLASSIFIER + '.weight'], before[CLASSIFIER + '.weight'])
+    # Every training forward saw the backbone's BN and dropout in eval mode, the head's
+    # dropout in train mode (mmengine calls model.train() at each epoch start).
+    assert model.frozen_modes_seen
+    assert all(not bn and not drop and head for bn, drop, head in model.frozen_modes_seen)
+    assert all(not p.requires_grad for p in model.backbone.parameters())
+    frozen = sum(p.numel() for p in model.backbone.parameters())
+    total = sum(p.numel() for p in model.parameters())
+    log = ''.join(open(f).read() for f in glob.glob(str(tmp_path / 'work' / '*' / '*.log')))
+    assert f'FreezeModulesHook: {frozen} of {total} parameters frozen' in log
+
+
+def test_without_the_hook_the_backbone_trains(tmp_path):
+    """The control: the same run with a do-nothing hook list moves the backbone."""
+    model, before, _ = _train(tmp_path, dict(type='FreezeModulesHook', modules=['roi_head']))
+    after = model.state_dict()
+    assert not torch.equal(after['backbone.0.weight'], before['backbone.0.weight'])
+    assert torch.equal(after[CLASSIFIER + '.weight'], before[CLASSIFIER + '.weight'])
+
+
+def test_bad_module_lists_fail_clearly():
+    with pytest.raises(ValueError, match="modules=\\['backbone'\\]"):
+        FreezeModulesHook(modules='backbone')
+    with pytest.raises(ValueError, match='non-empty'):
+        FreezeModulesHook(modules=[])
+
+    class FakeRunner:
+        model = TinyDetector()
+
+    hook = FreezeModulesHook(modules=['neck'])
+    with pytest.raises(AttributeError, match=r"'neck'.*'backbone', 'roi_head'\]"):
+        hook.before_train(FakeRunner())
+
+
+def test_ddp_without_find_unused_parameters_is_refused_with_the_fix(tmp_path):
+    """Both freezing hooks freeze after the Runner's DDP wrap: they refuse a wrapper that
+    would wait for the frozen gradients, and accept one with find_unused_parameters."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from pcca_plugin.engine import FreezeAllButClassifierHook
+
+    dist.init_process_group(
+        'gloo', init_method=f'file://{tmp_path / "rendezvous"}', rank=0, world_size=1
+    )
+    try:
+        for hook in (FreezeModulesHook(), FreezeAllButClassifierHook()):
+            runner = type('FakeRunner', (), {})()
+            runner.model = DistributedDataParallel(TinyDetector())
+            with pytest.raises(RuntimeError, match='find_unused_parameters=True'):
+                hook.before_train(runner)
+            runner.model = DistributedDataParallel(TinyDetector(), find_unused_parameters=True)
+            runner.logger = type('Logger', (), {'info': staticmethod(lambda message: None)})()
+            hook.before_train(runner)
+            assert not all(p.requires_grad for p in runner.model.module.parameters())
+    finally:
+        dist.destroy_process_group()
+
+
+# --- ProgressBarHook ---------------------------------------------------------------------
+
+
+NUM_SAMPLES, BATCH = 40, 2  # 20 iterations an epoch
+
+
+class TinyModel(BaseModel):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, inputs, labels, mode='tensor'):
+        logits = self.fc(inputs)  # (B, 4) -> (B, 2)
+        if mode == 'loss':
+            return {'loss': nn.functional.cross_entropy(logits, labels)}
+        return [dict(logits=row) for row in logits]
+
+
+class CountMetric(BaseMetric):
+    def process(self, data_batch, data_samples):
+        self.results.extend(data_samples)
+
+    def compute_metrics(self, results):
+        return dict(count=len(results))
+
+
+class TerminalStream(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def make_runner(work_dir, stream, max_epochs=2, resume=False):
+    generator = torch.Generator().manual_seed(0)
+    dataset = [
+        dict(inputs=torch.randn(4, generator=generator), labels=torch.tensor(i % 2))
+        for i in range(NUM_SAMPLES)
+    ]
+    loader = dict(
+        dataset=dataset,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        batch_size=BATCH,
+        collate_fn=dict(type='default_collate'),
+    )
+    return Runner(
+        model=TinyModel(),
+        work_dir=str(work_dir),
+        train_dataloader=loader,
+        test_dataloader=loader,
+        test_evaluator=CountMetric(),
+        test_cfg=dict(),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        custom_hooks=[ProgressBarHook(title='[toy]', bar_width=10, stream=stream)],
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
+        resume=resume,
+        default_scope='mmaction',  # the plugin's scope, as in its configs
+    )
+
+
+def test_log_file_gets_a_line_per_tenth_of_training_and_of_testing(tmp_path):
+    stream = io.StringIO()
+    runner = make_runner(tmp_path, stream)
+    runner.train()
+    runner.test()
+    lines = stream.getvalue().splitlines()
+    train = [line for line in lines if line.startswith('[toy] train')]
+    test = [line for line in lines if line.startswith('[toy] test')]
+    assert len(train) == 10 and len(test) == 10, lines
+    assert '40/40 (100%)' in train[-1] and '4/40 ( 10%)' in train[0]
+    assert '20/20 (100%)' in test[-1]
+    assert all('elapsed' in line and 'ETA' in line for line in lines)
+
+
+def test_terminal_bar_redraws_in_place(tmp_path):
+    stream = TerminalStream()
+    make_runner(tmp_path, stream, max_epochs=1).train()
+    text = stream.getvalue()
+    assert text.count('\r') == 20 and text.endswith('\n')
+    assert '[##########] 20/20' in text.split('\r')[-1]
+
+
+def test_resumed_training_counts_only_the_iterations_left(tmp_path):
+    make_runner(tmp_path, io.StringIO(), max_epochs=1).train()
+    stream = io.StringIO()
+    make_runner(tmp_path, stream, max_epochs=2, resume=True).train()
+    lines = stream.getvalue().splitlines()
+    assert lines[-1].startswith('[toy] train') and '20/20 (100%)' in lines[-1], lines
