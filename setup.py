@@ -59,7 +59,7 @@ setup(
             'ruff==0.17.6',
             # mmengine's TensorboardVisBackend (torch.utils.tensorboard); docs/inference.md.
             'tensorboard',
-            # The reference SlowFast of tests/test_foundation/test_convert_slowfast_weights.py;
+            # The reference SlowFast of tests/test_models/test_weight_conversion.py;
             # it and its dependencies (fvcore, iopath) need no torch of their own.
             'pytorchvideo==0.1.5',
         ],

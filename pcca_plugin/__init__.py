@@ -2,8 +2,8 @@
 
 What an import costs, in three rules:
 
-1. ``pcca_plugin.evaluation`` and ``pcca_plugin.utils`` import numpy only.
-2. Every other subpackage imports torch and the OpenMMLab stack and registers its own components.
+1. ``pcca_plugin.evaluation`` (but its ``metrics``) and ``pcca_plugin.utils`` import numpy only.
+2. The other subpackages import torch and the OpenMMLab stack; each registers its own components.
 3. ``import pcca_plugin`` registers them all when mmengine is already imported (``custom_imports``
    under ``mim``, ``tools/`` or any ``Runner``); otherwise scripts call ``register_all_modules()``.
 

@@ -198,7 +198,7 @@ def mmengine_checkpoint_safe_globals() -> list:
     names exactly these globals beyond what torch already allows
     (``collections.Counter`` of the schedulers' milestones and
     ``_codecs.encode`` of protocol-2 bytes are among torch's defaults);
-    ``tests/test_foundation/test_compat.py`` checks the two sets are equal.
+    ``tests/test_compat.py`` checks the two sets are equal.
     numpy's two reconstructors are listed under their numpy 1.x and numpy 2
     names, so a checkpoint written in either environment loads. Besides the
     named globals, torch needs the class of every dtype whose state it sets:

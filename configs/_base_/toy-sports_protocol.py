@@ -24,7 +24,7 @@ toy_featmap_stride = 8
 neg_iou_thr = 0.5
 neg_loss_weight = 1.0
 # The backbone weights of the pretraining run (tools/run_demo.py writes one per seed with
-# pcca_plugin.utils.extract_submodule_weights; set model.init_cfg.checkpoint to use another).
+# pcca_plugin.models.extract_submodule_weights; set model.init_cfg.checkpoint to use another).
 pretrained_backbone = (
     'work_dirs/clip-classifier_slowfast-tiny_1xb8-8x1x1-5e_toy-sports-clips-rgb/backbone.pth'
 )

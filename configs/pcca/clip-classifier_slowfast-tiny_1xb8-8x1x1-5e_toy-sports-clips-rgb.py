@@ -7,7 +7,7 @@
 # max-pools the whole feature map, so this is a multi-label clip classifier. The backbone
 # learns what happens in a clip (runs, jumps, balls), not which player does it.
 # Afterwards only its `backbone.` weights are kept
-# (pcca_plugin.utils.extract_submodule_weights), the tiny analogue of loading a Kinetics
+# (pcca_plugin.models.extract_submodule_weights), the tiny analogue of loading a Kinetics
 # recognizer into a detector. Runs at the backbone's native stride 16, as Kinetics models
 # are trained; the detection configs then run res4 at stride 1 (toy-sports_protocol.py).
 _base_ = [

@@ -13,13 +13,7 @@ from .detector import (
     person_only_state_dict,
     slice_person_checkpoint,
 )
-from .evaluation import (
-    box_iou,
-    evaluate_proposal_file_contents,
-    evaluate_proposals,
-    gt_person_boxes,
-    voc_ap,
-)
+from .evaluation import evaluate_proposal_file_contents, evaluate_proposals, gt_person_boxes
 from .evaluation_report import evaluate_proposal_files, format_proposal_table, write_results_json
 from .frames import (
     EmptyFrameSourceError,
@@ -61,11 +55,9 @@ __all__ = [
     'find_person_class',
     'person_only_state_dict',
     'slice_person_checkpoint',
-    'box_iou',
     'evaluate_proposal_file_contents',
     'evaluate_proposals',
     'gt_person_boxes',
-    'voc_ap',
     'EmptyFrameSourceError',
     'FrameDecodeError',
     'FrameSource',
