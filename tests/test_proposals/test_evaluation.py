@@ -1,7 +1,7 @@
 """AP@0.5 / AR@100 of person proposals: hand-computed cases, a slow reference, the CLI.
 
 The box IoU and the VOC AP it uses are the evaluation's own (hand values in
-``tests/test_evaluation/test_geometry_ap.py``).
+``tests/test_evaluation/test_functional/test_geometry_ap.py``).
 """
 
 import json
