@@ -253,6 +253,21 @@ def fix_torch_weights_only_checkpoints() -> bool:
     return True
 
 
+def load_mmengine_checkpoint(path: str, map_location: str = 'cpu'):
+    """Read a checkpoint as mmengine does, with the checkpoint fix applied first.
+
+    For the plugin's own readers of mmengine checkpoints (checkpoint surgery,
+    pretrained weights, the person detector): they work in a script that
+    never called ``pcca_plugin.register_all_modules()``, as in one that did.
+    A local path, URL or ``open-mmlab://`` name, as
+    ``mmengine.runner.checkpoint._load_checkpoint`` takes it.
+    """
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    fix_torch_weights_only_checkpoints()
+    return _load_checkpoint(path, map_location=map_location)
+
+
 def apply_import_fixes() -> List[str]:
     """Apply the fixes that must precede mmaction2's import and import nothing heavy.
 

@@ -13,6 +13,8 @@ from typing import Dict
 
 import torch
 
+from ..compat import load_mmengine_checkpoint
+
 
 def extract_submodule_weights(checkpoint: str, out_file: str, prefix: str = 'backbone.') -> Dict:
     """Write the ``state_dict`` entries of ``checkpoint`` whose names start with ``prefix``.
@@ -30,11 +32,9 @@ def extract_submodule_weights(checkpoint: str, out_file: str, prefix: str = 'bac
     Returns:
         ``dict(out_file, num_tensors, num_values)``: tensors kept and their total size.
     """
-    from mmengine.runner.checkpoint import _load_checkpoint
-
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'{checkpoint}: no such checkpoint to take {prefix!r} weights from')
-    loaded = _load_checkpoint(checkpoint, map_location='cpu')
+    loaded = load_mmengine_checkpoint(checkpoint, map_location='cpu')
     state_dict = loaded.get('state_dict', loaded) if isinstance(loaded, dict) else None
     if not isinstance(state_dict, dict):
         raise ValueError(f'{checkpoint}: not a state dict nor a dict with a "state_dict" field')

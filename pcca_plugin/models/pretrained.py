@@ -39,6 +39,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.model.weight_init import update_init_info
 from mmengine.registry import WEIGHT_INITIALIZERS
 
+from ..compat import load_mmengine_checkpoint
+
 #: How a user replaces the default checkpoint, repeated in every error.
 OVERRIDE_HINT = (
     'pass another file with --cfg-options model.init_cfg.checkpoint=PATH '
@@ -80,8 +82,6 @@ def read_checkpoint(checkpoint: str, map_location: str = 'cpu') -> Dict[str, tor
         PretrainedWeightsError: the file is missing, the URL cannot be downloaded or the
             content is not a state dict; the message names ``checkpoint`` and the override.
     """
-    from mmengine.runner.checkpoint import _load_checkpoint
-
     if not is_url(checkpoint) and not osp.isfile(checkpoint):
         raise PretrainedWeightsError(
             f'pretrained checkpoint {checkpoint!r} not found (model.init_cfg.checkpoint); '
@@ -89,7 +89,7 @@ def read_checkpoint(checkpoint: str, map_location: str = 'cpu') -> Dict[str, tor
             f'{OVERRIDE_HINT}'
         )
     try:
-        loaded = _load_checkpoint(checkpoint, map_location=map_location)
+        loaded = load_mmengine_checkpoint(checkpoint, map_location=map_location)
     except Exception as exc:  # network, HTTP, unpickling: all end the same way
         where = 'download' if is_url(checkpoint) else 'read'
         raise PretrainedWeightsError(

@@ -32,7 +32,9 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
-from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
+from mmengine.runner.checkpoint import load_state_dict
+
+from ..compat import load_mmengine_checkpoint
 
 #: Class name the detector must have (compared case-insensitively).
 PERSON_CLASS_NAME = 'person'
@@ -139,7 +141,7 @@ class PersonDetector:
         with DefaultScope.overwrite_default_scope(scope):
             model = MODELS.build(cfg.model)
             pipeline = Compose(_ndarray_test_pipeline(cfg, config_name))
-        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+        ckpt = load_mmengine_checkpoint(checkpoint, map_location='cpu')
         if not isinstance(ckpt, dict):
             raise ValueError(
                 f'{checkpoint}: not an mmdet checkpoint (holds '
@@ -319,7 +321,7 @@ def slice_person_checkpoint(
         NoPersonClassError: the source's classes lack ``person``.
         ValueError: no class names are known for the source.
     """
-    ckpt = _load_checkpoint(src, map_location='cpu')
+    ckpt = load_mmengine_checkpoint(src, map_location='cpu')
     state_dict = ckpt.get('state_dict', ckpt)
     classes = tuple(classes) if classes else checkpoint_classes(ckpt)
     if not classes:
