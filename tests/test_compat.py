@@ -28,6 +28,17 @@ from torch import nn
 from pcca_plugin import compat
 from pcca_plugin.testing.malicious_pickles import Call, run_unsafely
 
+#: Python source run first in a fresh interpreter: the ``importlib_metadata`` backport
+#: cannot be found, as in a bare environment.
+HIDE_BACKPORT = """
+import importlib.abc, sys
+class Hide(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == 'importlib_metadata':
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, Hide())
+"""
+
 
 def run_python(code: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -53,20 +64,15 @@ def test_mmaction_models_import_fails_without_plugin(tmp_path):
 
 def test_importlib_metadata_alias_when_backport_missing(tmp_path):
     result = run_python(
-        """
-        import importlib.abc, sys
-        class Hide(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name == 'importlib_metadata':
-                    raise ModuleNotFoundError(name)
-        sys.meta_path.insert(0, Hide())
+        HIDE_BACKPORT
+        + textwrap.dedent("""
         import importlib.metadata
         import pcca_plugin  # applies the fix on import
         assert sys.modules['importlib_metadata'] is importlib.metadata
         assert 'fix_mmaction_importlib_metadata' in pcca_plugin.compat.apply_all()
         import mmaction.utils.dependency  # does `from importlib_metadata import ...`
         print('ok')
-        """,
+        """),
         tmp_path,
     )
     assert result.returncode == 0, result.stderr
@@ -180,13 +186,9 @@ def test_each_fix_applied_twice_without_the_guard_leaves_the_same_state(tmp_path
     work to do.
     """
     result = run_python(
-        """
-        import importlib.abc, json, sys
-        class Hide(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name == 'importlib_metadata':
-                    raise ModuleNotFoundError(name)
-        sys.meta_path.insert(0, Hide())
+        HIDE_BACKPORT
+        + textwrap.dedent("""
+        import json
         from pcca_plugin import compat
         # Back to the state before the import fixes.
         sys.meta_path[:] = [f for f in sys.meta_path if type(f).__module__ != compat.__name__]
@@ -214,7 +216,7 @@ def test_each_fix_applied_twice_without_the_guard_leaves_the_same_state(tmp_path
             report['fixes'][fix.__name__] = dict(
                 returned=[first, second], after_first=after_first, after_second=state())
         print(json.dumps(report))
-        """,
+        """),
         tmp_path,
     )
     assert result.returncode == 0, result.stderr
