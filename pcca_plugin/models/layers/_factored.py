@@ -25,12 +25,13 @@ sizes; :func:`~.cost_model.count_macs_per_person`). Two autograd functions
 keep the ``(N, H, C)`` intermediates out of the backward pass.
 """
 
-from typing import Callable, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import torch
 from torch import Tensor
 
 from ._common import (
+    AttentionWeights,
     float32_einsum,
     key_weight_per_head,
     project_pooled_values,
@@ -113,53 +114,6 @@ class _PooledProjection(torch.autograd.Function):
         return grad_weights, grad_context, grad_weight
 
 
-def factored_attention(
-    query: Tensor,
-    context: Tensor,
-    context_weight: Tensor,
-    context_bias: Tensor,
-    in_proj_weight: Tensor,
-    in_proj_bias: Tensor,
-    num_heads: int,
-    attn_dropout: Callable[[Tensor], Tensor],
-    key_pos: Optional[Tensor] = None,
-) -> Tensor:
-    """The standard form's attention from the raw context tokens, keys and values never formed.
-
-    See the module docstring for the algebra. The context projection is
-    folded into the query side (scores) and applied after the weighted sum
-    (values), per head.
-
-    Args:
-        query (Tensor): ``(N, D)``.
-        context (Tensor): raw context tokens, ``(N, L, C)``.
-        context_weight (Tensor): ``P``, ``(D, C)``.
-        context_bias (Tensor): ``p``, ``(D,)``.
-        in_proj_weight (Tensor): ``[W_Q; W_K; W_V]``, ``(3D, D)``.
-        in_proj_bias (Tensor): ``[b_Q; b_K; b_V]``, ``(3D,)`` (``b_K`` adds a
-            per-head constant to the scores and is not used).
-        num_heads (int): ``H``.
-        attn_dropout (callable): dropout applied to the attention weights.
-        key_pos (Tensor, optional): positional encoding of the keys,
-            ``(1, L, D)``.
-
-    Returns:
-        Tensor: the heads' outputs concatenated, before the output projection,
-        ``(N, D)``.
-    """
-    q = project_query(query, in_proj_weight, in_proj_bias, num_heads)  # (N, H, E)
-    key_weight = key_weight_per_head(in_proj_weight, num_heads)  # (H, E, D)
-    q_in_d = torch.einsum('nhe,hed->nhd', q, key_weight)  # (N, H, D): W_K^hT q_h
-    # (P^T W_K^hT q_h) . c_i, (N, H, L), in float32 under autocast
-    logits = _ProjectedScores.apply(q_in_d, context, context_weight)
-    if key_pos is not None:
-        logits = logits + float32_einsum('nhd,ld->nhl', q_in_d, key_pos[0])  # (N, H, L)
-    weights, mass = softmax_weights(logits, q.shape[-1], attn_dropout)  # (N, H, L), (N, H, 1)
-    # P (sum_i a_hi c_i) + s_h p, (N, H, D)
-    pooled = _PooledProjection.apply(weights, context, context_weight) + mass * context_bias
-    return project_pooled_values(pooled, mass, in_proj_weight, in_proj_bias, num_heads)
-
-
 class FactoredContext(NamedTuple):
     """The context of every layer in the factored form.
 
@@ -175,23 +129,31 @@ class FactoredContext(NamedTuple):
     context_bias: Tensor
     key_pos: Optional[Tensor]
 
-    def attend(
-        self,
-        query: Tensor,
-        in_proj_weight: Tensor,
-        in_proj_bias: Tensor,
-        num_heads: int,
-        attn_dropout: Callable[[Tensor], Tensor],
-    ) -> Tensor:
-        """The heads' outputs, ``(N, D)`` (:func:`factored_attention`)."""
-        return factored_attention(
-            query,
-            self.tokens,
-            self.context_weight,
-            self.context_bias,
-            in_proj_weight,
-            in_proj_bias,
-            num_heads,
-            attn_dropout,
-            self.key_pos,
-        )
+
+def factored_attention(
+    query: Tensor, context: FactoredContext, weights: AttentionWeights
+) -> Tensor:
+    """The standard form's attention from the raw context tokens, keys and values never formed.
+
+    See the module docstring for the algebra. The context projection is
+    folded into the query side (scores) and applied after the weighted sum
+    (values), per head.
+
+    Arguments and result as every form's (:class:`~._common.AttentionWeights`);
+    ``context`` holds the raw tokens, ``P``, ``p`` and the positional encoding.
+    ``b_K`` adds a per-head constant to the scores and is not used.
+    """
+    tokens, context_weight, context_bias, key_pos = context
+    q = project_query(query, weights)  # (N, H, E)
+    key_weight = key_weight_per_head(weights)  # (H, E, D)
+    q_in_d = torch.einsum('nhe,hed->nhd', q, key_weight)  # (N, H, D): W_K^hT q_h
+    # (P^T W_K^hT q_h) . c_i, (N, H, L), in float32 under autocast
+    logits = _ProjectedScores.apply(q_in_d, tokens, context_weight)
+    if key_pos is not None:
+        logits = logits + float32_einsum('nhd,ld->nhl', q_in_d, key_pos[0])  # (N, H, L)
+    attention, mass = softmax_weights(
+        logits, q.shape[-1], weights.attn_dropout
+    )  # (N, H, L), (N, H, 1)
+    # P (sum_i a_hi c_i) + s_h p, (N, H, D)
+    pooled = _PooledProjection.apply(attention, tokens, context_weight) + mass * context_bias
+    return project_pooled_values(pooled, mass, weights)

@@ -29,7 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import float32_einsum, positional_keys, project_query, softmax_weights
+from ._common import (
+    AttentionWeights,
+    float32_einsum,
+    positional_keys,
+    project_query,
+    softmax_weights,
+)
 
 
 class FoldedLayerWeights(NamedTuple):
@@ -81,50 +87,8 @@ def fold_layer_weights(
     value_bias = (F.linear(context_bias, w_v) + b_v).reshape(num_heads, head_dims)  # (H, E)
     pos_key = None
     if key_pos is not None:
-        pos_key = positional_keys(key_pos, in_proj_weight, num_heads)  # (L, H, E)
+        pos_key = positional_keys(key_pos, w_k, num_heads)  # (L, H, E)
     return FoldedLayerWeights(key, value, value_bias, pos_key)
-
-
-def folded_attention(
-    query: Tensor,
-    context: Tensor,
-    folded: FoldedLayerWeights,
-    in_proj_weight: Tensor,
-    in_proj_bias: Tensor,
-    num_heads: int,
-    attn_dropout: Callable[[Tensor], Tensor],
-) -> Tensor:
-    """The factored form's attention from folded weights.
-
-    Per person and head: ``u_h = (W_K^h P)^T q_h`` (``E C``), the scores
-    ``u_h . c_i + q_h . (W_K^h pos_i)``, the pooled token
-    ``z_h = sum_i a_hi c_i`` and the output ``(W_V^h P) z_h + s_h (W_V^h p + b_V^h)``.
-
-    Args:
-        query (Tensor): ``(N, D)``.
-        context (Tensor): raw context tokens, ``(N, L, C)``.
-        folded (FoldedLayerWeights): from :func:`fold_layer_weights`.
-        in_proj_weight (Tensor): ``[W_Q; W_K; W_V]``, ``(3D, D)`` (``W_Q`` is used).
-        in_proj_bias (Tensor): ``[b_Q; b_K; b_V]``, ``(3D,)`` (``b_Q`` is used).
-        num_heads (int): ``H``.
-        attn_dropout (callable): dropout applied to the attention weights.
-
-    Returns:
-        Tensor: the heads' outputs concatenated, before the output projection,
-        ``(N, D)``.
-    """
-    n, d = query.shape
-    q = project_query(query, in_proj_weight, in_proj_bias, num_heads)  # (N, H, E)
-    projected = torch.einsum('nhe,hec->nhc', q, folded.key)  # (N, H, C)
-    # (N, H, L), float32 under autocast
-    logits = float32_einsum('nhc,nlc->nhl', projected, context)
-    if folded.pos_key is not None:
-        logits = logits + float32_einsum('nhe,lhe->nhl', q, folded.pos_key)  # (N, H, L)
-    weights, mass = softmax_weights(logits, q.shape[-1], attn_dropout)  # (N, H, L), (N, H, 1)
-    pooled = torch.bmm(weights.to(context.dtype), context)  # (N, H, C)
-    out = torch.einsum('nhc,hec->nhe', pooled, folded.value)  # (N, H, E)
-    out = out + mass * folded.value_bias  # (N, H, E)
-    return out.reshape(n, d)  # (N, D)
 
 
 class FoldedContext(NamedTuple):
@@ -138,18 +102,31 @@ class FoldedContext(NamedTuple):
     tokens: Tensor
     folded: FoldedLayerWeights
 
-    def attend(
-        self,
-        query: Tensor,
-        in_proj_weight: Tensor,
-        in_proj_bias: Tensor,
-        num_heads: int,
-        attn_dropout: Callable[[Tensor], Tensor],
-    ) -> Tensor:
-        """The heads' outputs, ``(N, D)`` (:func:`folded_attention`)."""
-        return folded_attention(
-            query, self.tokens, self.folded, in_proj_weight, in_proj_bias, num_heads, attn_dropout
-        )
+
+def folded_attention(query: Tensor, context: FoldedContext, weights: AttentionWeights) -> Tensor:
+    """The factored form's attention from folded weights.
+
+    Per person and head: ``u_h = (W_K^h P)^T q_h`` (``E C``), the scores
+    ``u_h . c_i + q_h . (W_K^h pos_i)``, the pooled token
+    ``z_h = sum_i a_hi c_i`` and the output ``(W_V^h P) z_h + s_h (W_V^h p + b_V^h)``.
+
+    Arguments and result as every form's (:class:`~._common.AttentionWeights`;
+    only ``W_Q`` and ``b_Q`` are read); ``context`` holds the raw tokens and the
+    layer's folded weights (:func:`fold_layer_weights`).
+    """
+    n, d = query.shape
+    tokens, folded = context
+    q = project_query(query, weights)  # (N, H, E)
+    projected = torch.einsum('nhe,hec->nhc', q, folded.key)  # (N, H, C)
+    # (N, H, L), float32 under autocast
+    logits = float32_einsum('nhc,nlc->nhl', projected, tokens)
+    if folded.pos_key is not None:
+        logits = logits + float32_einsum('nhe,lhe->nhl', q, folded.pos_key)  # (N, H, L)
+    attention, mass = softmax_weights(logits, q.shape[-1], weights.attn_dropout)  # (N, H, L)
+    pooled = torch.bmm(attention.to(tokens.dtype), tokens)  # (N, H, C)
+    out = torch.einsum('nhc,hec->nhe', pooled, folded.value)  # (N, H, E)
+    out = out + mass * folded.value_bias  # (N, H, E)
+    return out.reshape(n, d)  # (N, D)
 
 
 class FoldCache:

@@ -31,13 +31,14 @@ summed in one buffer and turned into the map's gradient by one sparse
 product (:class:`ProjectedContext`).
 """
 
-from typing import Callable, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ._common import (
+    AttentionWeights,
     as_float,
     float32_einsum,
     key_weight_per_head,
@@ -195,45 +196,6 @@ class _ClipPooling(torch.autograd.Function):
         return grad_weights, grad_handle, None
 
 
-def per_clip_attention(
-    query: Tensor,
-    context: ProjectedContext,
-    context_bias: Tensor,
-    in_proj_weight: Tensor,
-    in_proj_bias: Tensor,
-    num_heads: int,
-    attn_dropout: Callable[[Tensor], Tensor],
-    key_pos: Optional[Tensor] = None,
-) -> Tensor:
-    """The factored form's attention on the tokens projected once per clip.
-
-    Args:
-        query (Tensor): ``(N, D)``.
-        context (ProjectedContext): the projected tokens ``y_i`` (``P`` applied).
-        context_bias (Tensor): ``p``, ``(D,)``.
-        in_proj_weight (Tensor): ``[W_Q; W_K; W_V]``, ``(3D, D)``.
-        in_proj_bias (Tensor): ``[b_Q; b_K; b_V]``, ``(3D,)``.
-        num_heads (int): ``H``.
-        attn_dropout (callable): dropout applied to the attention weights.
-        key_pos (Tensor, optional): positional encoding of the keys, ``(1, L, D)``.
-
-    Returns:
-        Tensor: the heads' outputs concatenated, before the output projection,
-        ``(N, D)``.
-    """
-    q = project_query(query, in_proj_weight, in_proj_bias, num_heads)  # (N, H, E)
-    key_weight = key_weight_per_head(in_proj_weight, num_heads)  # (H, E, D)
-    # (W_K^hT q_h) . y_i, (N, H, L), float32; W_K^hT q_h is not kept for backward
-    logits = _ClipScores.apply(q, key_weight, context.handle, context)
-    if key_pos is not None:  # q_h . (W_K^h pos_i)
-        pos_keys = positional_keys(key_pos, in_proj_weight, num_heads)  # (L, H, E)
-        logits = logits + float32_einsum('nhe,lhe->nhl', q, pos_keys)  # (N, H, L)
-    weights, mass = softmax_weights(logits, q.shape[-1], attn_dropout)  # (N, H, L), (N, H, 1)
-    # sum_i a_hi y_i + s_h p, (N, H, D)
-    pooled = _ClipPooling.apply(weights, context.handle, context) + mass * context_bias
-    return project_pooled_values(pooled, mass, in_proj_weight, in_proj_bias, num_heads)
-
-
 class PerClipContext(NamedTuple):
     """The context of every layer in the per-clip form.
 
@@ -259,22 +221,26 @@ class PerClipContext(NamedTuple):
         projected_map = F.linear(sampled.table, context_weight)  # (R, D)
         return cls(ProjectedContext(sampled, projected_map), context_bias, key_pos)
 
-    def attend(
-        self,
-        query: Tensor,
-        in_proj_weight: Tensor,
-        in_proj_bias: Tensor,
-        num_heads: int,
-        attn_dropout: Callable[[Tensor], Tensor],
-    ) -> Tensor:
-        """The heads' outputs, ``(N, D)`` (:func:`per_clip_attention`)."""
-        return per_clip_attention(
-            query,
-            self.projected,
-            self.context_bias,
-            in_proj_weight,
-            in_proj_bias,
-            num_heads,
-            attn_dropout,
-            self.key_pos,
-        )
+
+def per_clip_attention(query: Tensor, context: PerClipContext, weights: AttentionWeights) -> Tensor:
+    """The factored form's attention on the tokens projected once per clip.
+
+    Arguments and result as every form's (:class:`~._common.AttentionWeights`);
+    ``context`` holds the projected tokens ``y_i`` (``P`` applied), ``p`` and
+    the positional encoding.
+    """
+    projected, context_bias, key_pos = context
+    q = project_query(query, weights)  # (N, H, E)
+    key_weight = key_weight_per_head(weights)  # (H, E, D)
+    # (W_K^hT q_h) . y_i, (N, H, L), float32; W_K^hT q_h is not kept for backward
+    logits = _ClipScores.apply(q, key_weight, projected.handle, projected)
+    if key_pos is not None:  # q_h . (W_K^h pos_i)
+        w_k = weights.in_proj_weight.chunk(3)[1]  # (D, D)
+        pos_keys = positional_keys(key_pos, w_k, weights.num_heads)  # (L, H, E)
+        logits = logits + float32_einsum('nhe,lhe->nhl', q, pos_keys)  # (N, H, L)
+    attention, mass = softmax_weights(
+        logits, q.shape[-1], weights.attn_dropout
+    )  # (N, H, L), (N, H, 1)
+    # sum_i a_hi y_i + s_h p, (N, H, D)
+    pooled = _ClipPooling.apply(attention, projected.handle, projected) + mass * context_bias
+    return project_pooled_values(pooled, mass, weights)

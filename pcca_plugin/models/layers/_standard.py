@@ -11,51 +11,13 @@ other forms are tested against.
 """
 
 import math
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import float32_einsum
-
-
-def standard_attention(
-    query: Tensor,
-    key: Tensor,
-    value: Tensor,
-    in_proj_weight: Tensor,
-    in_proj_bias: Tensor,
-    num_heads: int,
-    attn_dropout: Callable[[Tensor], Tensor],
-) -> Tensor:
-    """Multi-head attention of one query per person, keys and values computed.
-
-    Args:
-        query (Tensor): ``(N, D)``.
-        key (Tensor): projected context tokens (plus positional encoding),
-            ``(N, L, D)``.
-        value (Tensor): projected context tokens, ``(N, L, D)``.
-        in_proj_weight (Tensor): ``[W_Q; W_K; W_V]``, ``(3D, D)``.
-        in_proj_bias (Tensor): ``[b_Q; b_K; b_V]``, ``(3D,)``.
-        num_heads (int): ``H``.
-        attn_dropout (callable): dropout applied to the attention weights.
-
-    Returns:
-        Tensor: the heads' outputs concatenated, before the output projection,
-        ``(N, D)``.
-    """
-    n, d = query.shape
-    length, head_dims = key.shape[1], d // num_heads
-    w_q, w_k, w_v = in_proj_weight.chunk(3)
-    b_q, b_k, b_v = in_proj_bias.chunk(3)
-    q = F.linear(query, w_q, b_q).reshape(n, num_heads, head_dims)  # (N, H, E)
-    k = F.linear(key, w_k, b_k).reshape(n, length, num_heads, head_dims)  # (N, L, H, E)
-    v = F.linear(value, w_v, b_v).reshape(n, length, num_heads, head_dims)  # (N, L, H, E)
-    logits = float32_einsum('nhe,nlhe->nhl', q, k) / math.sqrt(head_dims)  # (N, H, L)
-    weights = attn_dropout(logits.softmax(dim=-1))  # (N, H, L)
-    out = torch.einsum('nhl,nlhe->nhe', weights.to(v.dtype), v)  # (N, H, E)
-    return out.reshape(n, d)  # (N, D)
+from ._common import AttentionWeights, float32_einsum
 
 
 class StandardContext(NamedTuple):
@@ -69,15 +31,25 @@ class StandardContext(NamedTuple):
     key: Tensor
     value: Tensor
 
-    def attend(
-        self,
-        query: Tensor,
-        in_proj_weight: Tensor,
-        in_proj_bias: Tensor,
-        num_heads: int,
-        attn_dropout: Callable[[Tensor], Tensor],
-    ) -> Tensor:
-        """The heads' outputs, ``(N, D)`` (:func:`standard_attention`)."""
-        return standard_attention(
-            query, self.key, self.value, in_proj_weight, in_proj_bias, num_heads, attn_dropout
-        )
+
+def standard_attention(
+    query: Tensor, context: StandardContext, weights: AttentionWeights
+) -> Tensor:
+    """Multi-head attention of one query per person, keys and values computed.
+
+    Arguments and result as every form's (:class:`~._common.AttentionWeights`);
+    ``context`` holds the keys and values before their projections.
+    """
+    n, d = query.shape
+    key, value = context
+    in_proj_weight, in_proj_bias, num_heads, attn_dropout = weights
+    length, head_dims = key.shape[1], d // num_heads
+    w_q, w_k, w_v = in_proj_weight.chunk(3)
+    b_q, b_k, b_v = in_proj_bias.chunk(3)
+    q = F.linear(query, w_q, b_q).reshape(n, num_heads, head_dims)  # (N, H, E)
+    k = F.linear(key, w_k, b_k).reshape(n, length, num_heads, head_dims)  # (N, L, H, E)
+    v = F.linear(value, w_v, b_v).reshape(n, length, num_heads, head_dims)  # (N, L, H, E)
+    logits = float32_einsum('nhe,nlhe->nhl', q, k) / math.sqrt(head_dims)  # (N, H, L)
+    weights = attn_dropout(logits.softmax(dim=-1))  # (N, H, L)
+    out = torch.einsum('nhl,nlhe->nhe', weights.to(v.dtype), v)  # (N, H, E)
+    return out.reshape(n, d)  # (N, D)

@@ -27,6 +27,8 @@ import dataclasses
 import math
 from typing import Dict, Optional
 
+from ._common import check_choice
+
 #: Section 2.2 of Ning et al. (2021): 3 layers, 8 heads, projection dimension 1024.
 NUM_LAYERS = 3
 NUM_HEADS = 8
@@ -43,13 +45,6 @@ DEFAULT_ATTN_IMPL = 'factored'
 CONTEXT_PROJECTIONS = ('auto', 'per_person', 'per_clip')
 #: The execution forms (see the module docstring).
 FORMS = ('standard', 'factored', 'folded', 'per_clip')
-
-
-def check_choice(name: str, value: str, choices: tuple, hint: str) -> str:
-    """Return ``value`` or raise a ``ValueError`` that names the field and lists the choices."""
-    if value not in choices:
-        raise ValueError(f'{name}={value!r} is not one of {choices} ({hint}).')
-    return value
 
 
 def count_macs_per_person(
@@ -380,7 +375,6 @@ __all__ = [
     'NUM_HEADS',
     'NUM_LAYERS',
     'AttentionCost',
-    'check_choice',
     'count_clip_projection_macs',
     'count_fold_macs',
     'count_macs_per_person',

@@ -35,11 +35,11 @@ load into any of them; each lives in its own private module, and
 - per clip (:mod:`._per_clip`): the context projection applied once to the
   feature map of a :class:`~.roi_align.SampledContext`.
 
-Each form prepares a *context* object per layer whose ``attend(query,
-in_proj_weight, in_proj_bias, num_heads, attn_dropout)`` returns the heads'
-outputs ``(N, D)``; :meth:`CrossAttentionLayer.attention` applies the output
-projection, :meth:`CrossAttentionLayer.forward` the residuals, LayerNorms and
-FFN of eq. (2)-(3).
+Each form prepares a *context* per layer (the tensors it attends with) and
+has one attention function (:data:`ATTENTION_OF_FORM`) that returns the
+heads' outputs ``(N, D)`` from it; :meth:`CrossAttentionLayer.attention`
+applies the output projection, :meth:`CrossAttentionLayer.forward` the
+residuals, LayerNorms and FFN of eq. (2)-(3), the same for every form.
 
 Under autocast (mixed precision) the attention logits and the softmax are
 computed in float32 from the half-precision operands, as torch's
@@ -53,11 +53,17 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ._common import gets_grad
-from ._factored import FactoredContext
-from ._folded import FoldCache, FoldedContext, FoldedLayerWeights, fold_layer_weights
-from ._per_clip import PerClipContext
-from ._standard import StandardContext
+from ._common import AttentionWeights, ValidatedChoice, gets_grad
+from ._factored import FactoredContext, factored_attention
+from ._folded import (
+    FoldCache,
+    FoldedContext,
+    FoldedLayerWeights,
+    fold_layer_weights,
+    folded_attention,
+)
+from ._per_clip import PerClipContext, per_clip_attention
+from ._standard import StandardContext, standard_attention
 from .cost_model import (
     ATTN_IMPLS,
     CONTEXT_PROJECTIONS,
@@ -67,7 +73,6 @@ from .cost_model import (
     NUM_HEADS,
     NUM_LAYERS,
     AttentionCost,
-    check_choice,
 )
 from .roi_align import SampledContext
 
@@ -76,6 +81,14 @@ DROPOUT = 0.1
 
 #: What a layer attends to: projected tokens ``(N, L, D)``, or a form's prepared context.
 LayerContext = Union[Tensor, StandardContext, FactoredContext, FoldedContext, PerClipContext]
+#: The attention of each execution form, by the context the form prepared; each returns
+#: the heads' outputs ``(N, D)`` from ``(query, context, AttentionWeights)``.
+ATTENTION_OF_FORM = {
+    StandardContext: standard_attention,
+    FactoredContext: factored_attention,
+    FoldedContext: folded_attention,
+    PerClipContext: per_clip_attention,
+}
 
 
 class AttentionProjections(nn.Module):
@@ -190,10 +203,12 @@ class CrossAttentionLayer(nn.Module):
         if isinstance(context, Tensor):
             key = context if key_pos is None else context + key_pos  # (N, L, D)
             context = StandardContext(key, context)
-        heads = context.attend(
-            query, self.attn.in_proj_weight, self.attn.in_proj_bias, self.num_heads, self.dropout
-        )  # (N, D)
-        return self.attn.out_proj(heads)  # (N, D)
+        attn = self.attn
+        weights = AttentionWeights(
+            attn.in_proj_weight, attn.in_proj_bias, self.num_heads, self.dropout
+        )
+        heads = ATTENTION_OF_FORM[type(context)](query, context, weights)  # (N, D)
+        return attn.out_proj(heads)  # (N, D)
 
     def forward(
         self, query: Tensor, context: LayerContext, key_pos: Optional[Tensor] = None
@@ -242,6 +257,18 @@ class PersonContextTransformer(nn.Module):
             the batch). Same outputs either way; context given as a tensor of
             tokens is always projected per person. Settable after construction.
     """
+
+    #: ``'factored'`` or ``'standard'``, checked when set; a change drops the cached fold.
+    attn_impl = ValidatedChoice(
+        'attn_impl',
+        ATTN_IMPLS,
+        'same parameters and outputs; factored is faster',
+        'clear_fold_cache',
+    )
+    #: ``'auto'``, ``'per_person'`` or ``'per_clip'``, checked when set.
+    context_projection = ValidatedChoice(
+        'context_projection', CONTEXT_PROJECTIONS, 'same outputs; auto picks the cheaper'
+    )
 
     def __init__(
         self,
@@ -295,32 +322,6 @@ class PersonContextTransformer(nn.Module):
             None if self.pos_encoding is None else self.pos_encoding.num_tokens,
         )
         self.init_weights()
-
-    @property
-    def attn_impl(self) -> str:
-        """``'factored'`` or ``'standard'`` (validated when set)."""
-        return self._attn_impl
-
-    @attn_impl.setter
-    def attn_impl(self, attn_impl: str) -> None:
-        self._attn_impl = check_choice(
-            'attn_impl', attn_impl, ATTN_IMPLS, 'same parameters and outputs; factored is faster'
-        )
-        self._fold_cache.clear()
-
-    @property
-    def context_projection(self) -> str:
-        """``'auto'``, ``'per_person'`` or ``'per_clip'`` (validated when set)."""
-        return self._context_projection
-
-    @context_projection.setter
-    def context_projection(self, context_projection: str) -> None:
-        self._context_projection = check_choice(
-            'context_projection',
-            context_projection,
-            CONTEXT_PROJECTIONS,
-            'same outputs; auto picks the cheaper',
-        )
 
     def init_weights(self) -> None:
         """Xavier-uniform linear weights, zero biases (Vaswani et al.; DETR)."""
@@ -388,14 +389,8 @@ class PersonContextTransformer(nn.Module):
         else:
             (num_persons, num_tokens), num_positions = context.shape[:2], None
         with_grad = gets_grad(self._folded_parameters())
-        return self.cost.choose(
-            self.attn_impl,
-            self.context_projection,
-            num_persons,
-            num_tokens,
-            num_positions,
-            with_grad,
-        )
+        batch = (num_persons, num_tokens, num_positions, with_grad)
+        return self.cost.choose(self.attn_impl, self.context_projection, *batch)
 
     def count_macs(
         self, num_persons: int, num_tokens: int, num_positions: int, with_grad: bool
@@ -413,14 +408,8 @@ class PersonContextTransformer(nn.Module):
             int: multiply-adds of the matrix products (the sparse RoIAlign
             product and the one-off cached fold are not counted).
         """
-        return self.cost.count_macs(
-            self.attn_impl,
-            self.context_projection,
-            num_persons,
-            num_tokens,
-            num_positions,
-            with_grad,
-        )
+        batch = (num_persons, num_tokens, num_positions, with_grad)
+        return self.cost.count_macs(self.attn_impl, self.context_projection, *batch)
 
     def _layer_contexts(
         self, form: str, tokens: Tensor, key_pos: Optional[Tensor]

@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from ._common import ValidatedChoice
 from ._sparse_roi_align import mix_rows, roi_align_matrix
 
 #: The kernels of :class:`RoIAlign`; ``'auto'`` picks by the feature map's device.
@@ -117,6 +118,11 @@ class RoIAlign(nn.Module):
         impl (str): the kernel, one of :data:`ROI_ALIGN_IMPLS`.
     """
 
+    #: The kernel choice, one of :data:`ROI_ALIGN_IMPLS`, checked when set.
+    impl = ValidatedChoice(
+        'roi_align_impl', ROI_ALIGN_IMPLS, 'same features; sparse is faster on the CPU'
+    )
+
     def __init__(
         self,
         output_size: Union[int, Sequence[int]],
@@ -139,20 +145,6 @@ class RoIAlign(nn.Module):
         self.sampling_ratio = int(sampling_ratio)
         self.aligned = bool(aligned)
         self.impl = impl
-
-    @property
-    def impl(self) -> str:
-        """The kernel choice, one of :data:`ROI_ALIGN_IMPLS` (validated when set)."""
-        return self._impl
-
-    @impl.setter
-    def impl(self, impl: str) -> None:
-        if impl not in ROI_ALIGN_IMPLS:
-            raise ValueError(
-                f'roi_align_impl={impl!r} is not a RoIAlign implementation; use one '
-                f'of {ROI_ALIGN_IMPLS} (same features; sparse is faster on the CPU).'
-            )
-        self._impl = impl
 
     def extra_repr(self) -> str:
         return (

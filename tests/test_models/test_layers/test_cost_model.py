@@ -23,6 +23,16 @@ from pcca_plugin.testing.models import CONTEXT_TOKENS, sampled_context, twin_tra
 PAPER_CHANNELS, PAPER_DIMS, PAPER_POSITIONS, PAPER_TOKENS = 2304, 1024, 16 * 29, 81
 
 
+#: The sizes of the counted transformers: C, L (a 3x3 grid), D, layers and heads.
+CHANNELS, TOKENS, DIMS, LAYERS, HEADS = 24, 9, 16, 3, 4
+
+
+def counted_transformer(**kwargs) -> PersonContextTransformer:
+    """A transformer of the counted sizes, dropout off."""
+    sizes = dict(embed_dims=DIMS, num_layers=LAYERS, num_heads=HEADS, context_size=(3, 3))
+    return PersonContextTransformer(CHANNELS, dropout=0.0, **sizes, **kwargs)
+
+
 def counted_macs(model, *inputs) -> float:
     counter = FlopCounterMode(display=False)
     with counter:
@@ -33,9 +43,7 @@ def counted_macs(model, *inputs) -> float:
 def test_standard_mac_count_matches_torch_flop_counter():
     # train mode (dropout 0) and the math SDPA backend: the eval fast path and the
     # fused CPU attention kernel hide their products from the counter
-    model = PersonContextTransformer(
-        in_channels=24, embed_dims=16, num_layers=3, num_heads=4, dropout=0.0, attn_impl='standard'
-    ).train()
+    model = counted_transformer(attn_impl='standard').train()
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
         macs = counted_macs(model, torch.randn(5, 24), torch.randn(5, 9, 24))
     assert macs == 5 * count_macs_per_person(24, 9, 16, 3, attn_impl='standard')
@@ -48,16 +56,7 @@ def test_paper_size_is_about_0_7_gmacs_per_person():
 
 @pytest.mark.parametrize('with_pos', [False, True])
 def test_factored_mac_count_matches_torch_flop_counter(with_pos):
-    model = PersonContextTransformer(
-        in_channels=24,
-        embed_dims=16,
-        num_layers=3,
-        num_heads=4,
-        dropout=0.0,
-        context_size=(3, 3),
-        with_pos_encoding=with_pos,
-        attn_impl='factored',
-    ).train()
+    model = counted_transformer(with_pos_encoding=with_pos, attn_impl='factored').train()
     # With gradients and N below the fold's break-even (4.5 at these sizes): the
     # per-person form of training. Without gradients the cached fold is used (below).
     n = 4
@@ -77,14 +76,7 @@ def test_paper_size_factored_is_4x_cheaper():
 
 @pytest.mark.parametrize('with_pos', [False, True])
 def test_inference_mac_count_matches_torch_flop_counter(with_pos):
-    model = PersonContextTransformer(
-        in_channels=24,
-        embed_dims=16,
-        num_layers=3,
-        num_heads=4,
-        context_size=(3, 3),
-        with_pos_encoding=with_pos,
-    ).eval()
+    model = counted_transformer(with_pos_encoding=with_pos).eval()
     person, context = torch.randn(5, 24), torch.randn(5, 9, 24)
     expected = count_macs_per_person(
         24, 9, 16, 3, num_heads=4, with_pos_encoding=with_pos, folded_weights=True
