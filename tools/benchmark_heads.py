@@ -39,7 +39,7 @@ import pcca_plugin
 from pcca_plugin.models.layers import SampledContext
 from pcca_plugin.models.layers.cost_model import count_fold_macs
 from pcca_plugin.models.roi_heads.profiling import inference_macs, training_forward_cost
-from pcca_plugin.testing import repo_path
+from pcca_plugin.utils.checkout import repo_path
 from pcca_plugin.utils.cli import add_debug_argument, run_cli
 
 PCCA_CONFIG = repo_path('configs', '_base_', 'models', 'slowfast-r101_pcca.py')
