@@ -1,6 +1,7 @@
 """tools/ensemble.py as a user runs it: writes the averaged file, one-line errors.
 
-The ensemble itself is tested in process in ``tests/test_evaluation/test_functional/test_ensemble.py``.
+The ensemble itself is tested in process in
+``tests/test_evaluation/test_functional/test_ensemble.py``.
 """
 
 import numpy as np

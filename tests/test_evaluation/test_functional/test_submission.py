@@ -158,8 +158,9 @@ def test_tta_and_ensemble_of_test_outputs(test_split, tiny_checkpoint, tmp_path,
     with open(out + '_videos.json') as f, open(plain + '_videos.json') as g:
         assert json.load(f)['videos'] == json.load(g)['videos']
     # Tubes linked without GT are the tubes linking with the withheld GT gives (on these
-    # two frames per video, none is long enough; tests/test_evaluation/test_metrics/test_format_only.py
-    # compares the two linkings on detections that make many tubes).
+    # two frames per video, none is long enough;
+    # tests/test_evaluation/test_metrics/test_format_only.py compares the two linkings on
+    # detections that make many tubes).
     written = load_pickle(out + '_video_detections.pkl')
     reference = link_tubes(test_split['withheld'], merged)
     assert sorted(written) == sorted(reference)
