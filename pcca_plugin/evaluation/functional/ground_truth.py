@@ -173,7 +173,7 @@ class GroundTruth:
                 if not 0 <= int(label) < len(labels):
                     raise ValueError(
                         f'{source}: gttubes[{name!r}] has label {label}, out of range '
-                        f"[0, {len(labels)}) of the {len(labels)} labels; a key of gttubes[video] "
+                        f'[0, {len(labels)}) of the {len(labels)} labels; a key of gttubes[video] '
                         "indexes 'labels' from 0"
                     )
                 for it, tube in enumerate(label_tubes):
