@@ -252,17 +252,3 @@ def run_test(
     metrics = runner.test()
     destroy_process_group_after_success()
     return metrics
-
-
-__all__ = [
-    'RESUME_LATEST',
-    'add_runner_arguments',
-    'build_runner',
-    'load_run_config',
-    'run_test',
-    'run_train',
-    'set_detection_dumps',
-    'set_format_only',
-    'tube_metric_configs',
-    'use_test_split',
-]
