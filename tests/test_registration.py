@@ -53,7 +53,7 @@ def registered_after_explicit_registration(probe_dir, repo_root) -> list:
         'import json, pcca_plugin; pcca_plugin.register_all_modules(); '
         'import registry_probe; print(json.dumps(registry_probe.registered_by_plugin()))'
     )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([repo_root, str(probe_dir)]))
+    env = dict(os.environ, PYTHONPATH=str(probe_dir))  # the probe; the package is installed
     result = subprocess.run(
         [sys.executable, '-c', code], capture_output=True, text=True, env=env, check=True
     )
@@ -90,7 +90,7 @@ def test_mim_train_builds_plugin_components_and_trains(tmp_path, repo_root):
     ]
     env = dict(
         os.environ,
-        PYTHONPATH=os.pathsep.join([repo_root, str(probe_dir)]),
+        PYTHONPATH=str(probe_dir),  # the probe; the package is installed
         REGISTRY_PROBE_OUT=str(tmp_path / 'registered.json'),
     )
     result = subprocess.run(
@@ -130,7 +130,7 @@ def test_documented_toy_chain_pretrain_extract_train(tmp_path, repo_root):
     pretraining = tmp_path / CONFIG_DATA_ROOT / 'pretraining'
     make_toy_sports(str(pretraining), seed=1000, num_train_videos=2, num_val_videos=2)
     write_clip_level_annotations(str(pretraining))
-    env = dict(os.environ, PYTHONPATH=repo_root)
+    env = dict(os.environ)
     mim = osp.join(osp.dirname(sys.executable), 'mim')
 
     def run(command):
