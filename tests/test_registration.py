@@ -47,7 +47,7 @@ if os.environ.get('REGISTRY_PROBE_OUT'):
 """
 
 
-def registered_after_explicit_registration(probe_dir, repo_root) -> list:
+def registered_after_explicit_registration(probe_dir) -> list:
     """Every component, from a fresh interpreter that registers explicitly."""
     code = (
         'import json, pcca_plugin; pcca_plugin.register_all_modules(); '
@@ -100,7 +100,7 @@ def test_mim_train_builds_plugin_components_and_trains(tmp_path, repo_root):
     assert result.returncode == 0, output[-3000:]
     # custom_imports registered every component, as an explicit registration does.
     registered = json.loads((tmp_path / 'registered.json').read_text())
-    expected = registered_after_explicit_registration(probe_dir, repo_root)
+    expected = registered_after_explicit_registration(probe_dir)
     assert registered == expected
     for name in (
         'mmdet.model:PCCARoIHead',
