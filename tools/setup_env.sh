@@ -31,6 +31,8 @@ MMENGINE_VERSION=0.10.7
 MMCV_VERSION=2.1.0
 MMDET_VERSION=3.3.0
 MMACTION_VERSION=1.2.0
+# numpy of the second, bare environment $VENV/numpy1 (the 2021 challenge server ran numpy 1.x)
+NUMPY1_VERSION=1.26.4
 
 log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
@@ -191,6 +193,15 @@ main() {
 
     log "installing pcca_plugin (editable, with the tests extra)"
     "${PIP[@]}" --quiet -e '.[tests]'
+
+    # $VENV/numpy1: numpy 1.x and nothing else. The tests read the submission archive there and
+    # run the 2021 challenge scorer's reference under it (pcca_plugin.testing.numpy1_python).
+    local numpy1=$VENV/numpy1
+    if ! "$numpy1/bin/python" -c "import numpy, sys; sys.exit(numpy.__version__ != '$NUMPY1_VERSION')" 2>/dev/null; then
+        log "creating $numpy1 with numpy==$NUMPY1_VERSION"
+        "$python" -m venv "$numpy1"
+        "$numpy1/bin/python" -m pip install --disable-pip-version-check --no-input --quiet "numpy==$NUMPY1_VERSION"
+    fi
 
     "$VPY" -c 'import pcca_plugin; print("pcca_plugin", pcca_plugin.__version__, "imports fine")'
     log "done in $(( $(date +%s) - start )) s; activate with: source $VENV/bin/activate"

@@ -15,6 +15,28 @@ from pcca_plugin.utils.checkout import REPO_ROOT, repo_path
 
 #: Seconds a tool run by :func:`run_tool` may take before the test fails.
 TOOL_TIMEOUT_S = 600
+#: Overrides where :func:`numpy1_python` looks.
+NUMPY1_PYTHON_ENV = 'PCCA_NUMPY1_PYTHON'
+
+
+def numpy1_python() -> str:
+    """The interpreter of the bare numpy 1.x environment ``make setup`` creates (``.venv/numpy1``).
+
+    The 2021 challenge server ran numpy 1.x; the tests read submission files and run the 2021
+    scorer's reference there. ``$PCCA_NUMPY1_PYTHON`` names another interpreter.
+
+    Raises:
+        FileNotFoundError: there is none; the message says how to make it.
+    """
+    python = os.environ.get(NUMPY1_PYTHON_ENV) or os.path.join(
+        sys.prefix, 'numpy1', 'bin', 'python'
+    )
+    if not os.path.isfile(python):
+        raise FileNotFoundError(
+            f'{python}: no numpy 1.x interpreter; `make setup` creates it (or set '
+            f'{NUMPY1_PYTHON_ENV} to a python with numpy 1.x and nothing else)'
+        )
+    return python
 
 
 def subprocess_env(threads: int = 1, **extra: str) -> Dict[str, str]:
@@ -53,4 +75,12 @@ def run_tool(
     )
 
 
-__all__ = ['REPO_ROOT', 'TOOL_TIMEOUT_S', 'repo_path', 'run_tool', 'subprocess_env']
+__all__ = [
+    'NUMPY1_PYTHON_ENV',
+    'REPO_ROOT',
+    'TOOL_TIMEOUT_S',
+    'numpy1_python',
+    'repo_path',
+    'run_tool',
+    'subprocess_env',
+]
