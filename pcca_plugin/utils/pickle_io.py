@@ -46,6 +46,7 @@ the one codec pickle itself uses; any other encoding is refused.
 
 import _compat_pickle
 import builtins
+import codecs
 import collections
 import importlib
 import io
@@ -92,6 +93,8 @@ NUMPY_RECONSTRUCTORS: Dict[Tuple[str, str], Tuple[str, str]] = {
 }
 #: How :func:`dump_pickle` writes numpy data; see :func:`dumps_pickle`.
 PICKLE_STYLES = ('portable', 'numpy1')
+#: First protocol with opcodes for ``bytes``; below it they are ``_codecs.encode`` calls.
+BYTES_OPCODES_PROTOCOL = 3
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -193,11 +196,36 @@ def unreadable_pickle_error(path, exc: BaseException) -> pickle.UnpicklingError:
     )
 
 
+def loads_pickle(data: bytes, source: str) -> Any:
+    """Unpickle ``data`` without executing code; ``source`` names it in errors.
+
+    The one path through the restricted unpickler: :func:`load_pickle` reads a
+    file with it, and a member of a zip archive is unpickled from its bytes
+    (never extracted to disk).
+
+    Args:
+        data: the pickle's bytes.
+        source: what the bytes are, for messages (a path, ``'A.zip:member.pkl'``).
+
+    Raises:
+        UnsafePickleError: the pickle names a non-data global (the message
+            names ``source`` and the global); nothing of it was called.
+        pickle.UnpicklingError: the bytes are truncated or not a pickle.
+    """
+    try:
+        return _RestrictedUnpickler(io.BytesIO(data), source=source).load()
+    except UnsafePickleError:
+        raise
+    except UNREADABLE_PICKLE_ERRORS as exc:
+        raise unreadable_pickle_error(source, exc) from exc
+
+
 def load_pickle(path: Union[str, os.PathLike]) -> Any:
     """Load a MultiSports pickle (GT or detections) without executing code.
 
     Reads protocols 0 to 5 written by Python 2 or 3 with numpy 1.x or 2.x
-    (the constructs listed in the module docstring).
+    (the constructs listed in the module docstring); :func:`loads_pickle` on
+    the file's bytes.
 
     Args:
         path: file to read.
@@ -213,12 +241,7 @@ def load_pickle(path: Union[str, os.PathLike]) -> Any:
         raise FileNotFoundError(f'{path}: no such file')
     with open(path, 'rb') as f:
         data = f.read()
-    try:
-        return _RestrictedUnpickler(io.BytesIO(data), source=path).load()
-    except UnsafePickleError:
-        raise
-    except UNREADABLE_PICKLE_ERRORS as exc:
-        raise unreadable_pickle_error(path, exc) from exc
+    return loads_pickle(data, path)
 
 
 class _PortablePickler(pickle.Pickler):
@@ -274,10 +297,11 @@ class _Numpy1Pickler(pickle._Pickler):
 
     dispatch = dict(pickle._Pickler.dispatch)
 
-    def __init__(self, file, protocol: int):
+    def __init__(self, file, protocol: int, python2_globals: bool = False):
         super().__init__(file, protocol=protocol)
         # One object per name, so that a name is written once and then memo-referenced.
         self._numpy1_names = _numpy1_names()
+        self._python2_globals = python2_globals
 
     def reducer_override(self, obj):
         if not isinstance(obj, (np.ndarray, np.generic)):
@@ -300,8 +324,21 @@ class _Numpy1Pickler(pickle._Pickler):
 
     dispatch[_PickledName] = _save_pickled_name
 
+    def _save_bytes(self, obj: bytes) -> None:
+        # Under protocols 0-2 Python 3 writes b'' as ``__builtin__.bytes()``, a global no
+        # Python 2 pickle names; the text form ``_codecs.encode(u'', 'latin1')`` is the one
+        # every other byte string gets, and Python 2.7 turns it into the empty ``str``.
+        if self._python2_globals and self.proto < BYTES_OPCODES_PROTOCOL and not obj:
+            self.save_reduce(codecs.encode, ('', BYTES_CODEC), obj=obj)
+            return
+        super().save_bytes(obj)
 
-def dumps_pickle(obj: Any, protocol: int = 4, style: str = 'portable') -> bytes:
+    dispatch[bytes] = _save_bytes
+
+
+def dumps_pickle(
+    obj: Any, protocol: int = 4, style: str = 'portable', python2_globals: bool = False
+) -> bytes:
     """Serialise ``obj`` in one of :data:`PICKLE_STYLES`.
 
     Args:
@@ -326,14 +363,25 @@ def dumps_pickle(obj: Any, protocol: int = 4, style: str = 'portable') -> bytes:
               ``numpy.dtype('f4', False, True)`` plus their state. This is how
               the MultiSports release and the official tools write.
 
+        python2_globals: with ``style='numpy1'`` and a protocol below 3, name
+            only the globals a Python 2.7 pickle of numpy 1.x data names
+            (``numpy.core.multiarray._reconstruct`` / ``scalar``,
+            ``numpy.ndarray``, ``numpy.dtype``, ``_codecs.encode``): an empty
+            ``bytes`` (the data of an empty array) is written as
+            ``_codecs.encode(u'', 'latin1')`` like any other byte string,
+            not as Python 3's ``__builtin__.bytes()``. numpy 1.26 writes the
+            latter, so the default keeps its bytes exactly.
+
     Returns:
         The pickle's bytes.
     """
     if style not in PICKLE_STYLES:
         raise ValueError(f'unknown pickle style {style!r}; use one of {PICKLE_STYLES}')
     buffer = io.BytesIO()
-    pickler_class = _PortablePickler if style == 'portable' else _Numpy1Pickler
-    pickler_class(buffer, protocol=protocol).dump(obj)
+    if style == 'portable':
+        _PortablePickler(buffer, protocol=protocol).dump(obj)
+    else:
+        _Numpy1Pickler(buffer, protocol=protocol, python2_globals=python2_globals).dump(obj)
     return buffer.getvalue()
 
 

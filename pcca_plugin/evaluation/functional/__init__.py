@@ -16,6 +16,16 @@ from .ap import (
     rank_descending,
     voc_ap,
 )
+from .archive import (
+    ARCHIVE_MEMBERS,
+    ARCHIVE_PICKLE_PROTOCOL,
+    ARCHIVE_SUFFIX,
+    PYTHON2_NUMPY1_GLOBALS,
+    Submission,
+    archive_submission,
+    read_submission,
+    write_submission_archive,
+)
 from .ensemble import (
     DEFAULT_BOX_ATOL,
     EnsembleMismatchError,
@@ -70,6 +80,14 @@ __all__ = [
     'precision_recall',
     'rank_descending',
     'voc_ap',
+    'ARCHIVE_MEMBERS',
+    'ARCHIVE_PICKLE_PROTOCOL',
+    'ARCHIVE_SUFFIX',
+    'PYTHON2_NUMPY1_GLOBALS',
+    'Submission',
+    'archive_submission',
+    'read_submission',
+    'write_submission_archive',
     'DEFAULT_BOX_ATOL',
     'EnsembleMismatchError',
     'ensemble_files',
