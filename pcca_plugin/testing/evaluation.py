@@ -87,6 +87,81 @@ def make_case(seed, num_videos=4, tube_dtype=np.float32, tie_grid=0.1, det_dtype
     return gt, dets
 
 
+#: Persons of one crowd in :func:`make_crowded_case` and how far apart they stand (pixels).
+CROWD_SIZE = 4
+CROWD_SPACING = 6.0
+
+
+def make_crowded_case(
+    seed,
+    num_videos=3,
+    tube_dtype=np.float32,
+    det_dtype=np.float64,
+    integer_boxes=False,
+    tie_grid=0.125,
+):
+    """A case where one detection overlaps several GT boxes of its class in the same frame.
+
+    Each video has a crowd of :data:`CROWD_SIZE` persons of one label standing
+    :data:`CROWD_SPACING` pixels apart (their boxes overlap with IoU well over
+    0.5), each with a GT tube of that label, plus a lone person of another label.
+    Every person gets two or three jittered detections per frame, scores on a
+    grid of ``tie_grid`` (ties; 0: no grid), so that the best GT of a detection
+    is often taken by a better one: the case where matching with or without removing the matched GT
+    differ (``docs/protocol.md``, "The 2021 challenge server"). With
+    ``integer_boxes`` the boxes are whole pixels, which puts many IoUs exactly on
+    the thresholds.
+
+    Returns:
+        ``(gt, frame_dets)`` as :func:`make_case`.
+    """
+    rng = np.random.default_rng(seed)
+    videos = [f'crowd/v_{seed}_{i}' for i in range(num_videos)]
+    nframes = {v: int(rng.integers(16, 30)) for v in videos}
+    gttubes, persons = {}, {}
+    for v in videos:
+        n = nframes[v]
+        centre = _walk(rng, n, 320, 240)  # (n, 4) the crowd's leader
+        crowd = [centre + np.array([1, 0, 1, 0]) * CROWD_SPACING * k for k in range(CROWD_SIZE)]
+        lone = _walk(rng, n, 320, 240)
+        label, other = (int(x) for x in rng.choice([1, 2, 4, 5], size=2, replace=False))
+        persons[v] = [(track, label) for track in crowd] + [(lone, other)]
+        tubes = {}
+        for track, person_label in persons[v]:
+            start = int(rng.integers(1, n // 3))
+            stop = int(rng.integers(2 * n // 3, n + 1))
+            frames = np.arange(start, stop + 1)
+            boxes = track[frames - 1]
+            if integer_boxes:
+                boxes = np.round(boxes)
+            tube = np.concatenate([frames[:, None], boxes], axis=1).astype(tube_dtype)
+            tubes.setdefault(person_label, []).append(tube)
+        gttubes[v] = tubes
+    gt = dict(
+        labels=list(LABELS),
+        train_videos=[[]],
+        test_videos=[videos],
+        nframes=nframes,
+        resolution=dict.fromkeys(videos, (240, 320)),
+        gttubes=gttubes,
+    )
+    rows = []
+    for iv, v in enumerate(videos):
+        for frame in range(1, nframes[v] + 1):
+            for track, person_label in persons[v]:
+                for _ in range(int(rng.integers(2, 4))):
+                    box = track[frame - 1] + rng.normal(0, 2.5, 4)
+                    if integer_boxes:
+                        box = np.round(box)
+                    labels = [person_label] if rng.random() < 0.7 else [person_label, 6]
+                    for det_label in labels:
+                        score = rng.random()
+                        if tie_grid:
+                            score = np.round(score / tie_grid) * tie_grid
+                        rows.append([iv, frame, det_label, score, *box])
+    return gt, np.array(rows, dtype=det_dtype).reshape(-1, 8)
+
+
 # --- the metric: well-separated persons, perfect predictions ----------------------------
 
 #: Labels of :func:`make_metric_gt`.

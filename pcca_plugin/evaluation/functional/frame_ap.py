@@ -48,7 +48,7 @@ from .progress import track
 FRAME_IOU_THR = 0.5
 
 
-class _GTRows:
+class GTBoxRows:
     """Every GT box of the evaluated videos, grouped by label (tube order kept), built once.
 
     Attributes:
@@ -184,7 +184,7 @@ def frame_ap(
     label_counts = np.bincount(dets.label, minlength=gt.num_labels)
     label_starts = np.cumsum(label_counts) - label_counts
     num_boxes = gt.num_boxes_per_label()
-    gt_rows = _GTRows(gt)
+    gt_rows = GTBoxRows(gt)
     per_class, class_indices, num_gt, num_det, prs = {}, [], {}, {}, {}
     aps = []
     labels = [c for c in range(gt.num_labels) if gt.evaluated[c] and num_boxes[c] > 0]

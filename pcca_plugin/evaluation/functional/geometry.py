@@ -59,6 +59,28 @@ def box_intersection(boxes1: np.ndarray, boxes2: np.ndarray, plus_one: bool = Fa
     return np.maximum(0, width) * np.maximum(0, height)
 
 
+def exclusive_corners(boxes: np.ndarray) -> np.ndarray:
+    """Boxes with one pixel added to the far corners: ``(x1, y1, x2 + 1, y2 + 1)``.
+
+    The 2021 challenge scorer (``docs/protocol.md``, "The 2021 challenge
+    server") computes an overlap as ``min(x2a + 1, x2b + 1) - max(x1a, x1b)``:
+    the pixel is added to each box, in the box's own dtype, before the
+    minimum. The plain :func:`box_intersection` of two such boxes is that
+    overlap to the last bit; adding the pixel after the minimum (``plus_one``,
+    the linker's convention) can round differently.
+
+    Args:
+        boxes: ``(..., 4)`` boxes.
+
+    Returns:
+        ``(..., 4)`` boxes in the dtype of ``boxes``.
+    """
+    boxes = np.asarray(boxes)
+    out = boxes.copy()
+    out[..., 2:4] = boxes[..., 2:4] + boxes.dtype.type(PIXEL_OFFSET)
+    return out
+
+
 def box_iou(
     boxes1: np.ndarray,
     boxes2: np.ndarray,
@@ -124,6 +146,32 @@ def segment_mean(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Means of consecutive segments, bit-identical to ``np.mean`` of each (same dtype)."""
     counts = np.asarray(counts, dtype=np.int64)
     return segment_sum(values, counts) / counts.astype(values.dtype)
+
+
+def segment_argmax(values: np.ndarray, counts: np.ndarray):
+    """``np.argmax`` of each of consecutive segments: the first NaN, else the first maximum.
+
+    Args:
+        values: ``(P,)`` segments laid end to end.
+        counts: ``(N,)`` positive lengths.
+
+    Returns:
+        ``(arg, is_nan)``: ``(N,)`` flat index of the arg-max and whether it is NaN.
+    """
+    starts = np.cumsum(counts) - counts
+    seg = np.repeat(np.arange(counts.size), counts)
+    nan = np.isnan(values)
+    filled = np.where(nan, -np.inf, values)
+    seg_max = np.maximum.reduceat(filled, starts) if counts.size else np.zeros(0)
+    seg_nan = np.logical_or.reduceat(nan, starts) if counts.size else np.zeros(0, bool)
+    winner = np.where(seg_nan[seg], nan, (filled == seg_max[seg]) & ~nan)
+    first = np.full(counts.size, -1, dtype=np.int64)
+    hits = np.flatnonzero(winner)
+    first_hit = np.concatenate([[True], seg[hits][1:] != seg[hits][:-1]])
+    first[seg[hits][first_hit]] = hits[first_hit]
+    # Segments of -inf only (impossible for IoUs) would have no hit; fall back to their start.
+    first = np.where(first < 0, starts, first)
+    return first, seg_nan
 
 
 def _frames_slice(tube: np.ndarray, first: float, last: float) -> np.ndarray:

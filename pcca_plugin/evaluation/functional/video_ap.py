@@ -37,7 +37,13 @@ from .ap import (
     rank_descending,
     voc_ap,
 )
-from .geometry import box_area, box_intersection, segment_mean
+from .geometry import (
+    box_area,
+    box_intersection,
+    exclusive_corners,
+    segment_argmax,
+    segment_mean,
+)
 from .ground_truth import (
     GroundTruth,
     VideoDetections,
@@ -82,8 +88,15 @@ def range_thresholds(name: str) -> List[float]:
 
 
 @dataclass
-class _Tubes:
-    """Tubes laid end to end for vectorised geometry."""
+class TubeRows:
+    """Tubes laid end to end for vectorised geometry.
+
+    With ``plus_one`` (the 2021 challenge scorer's convention, see
+    :mod:`.server2021`) ``boxes`` hold the far corners plus one pixel
+    (:func:`exclusive_corners`) and ``area`` the ``+1`` areas, each computed
+    in the tube's own dtype as that scorer does; the plain intersection of
+    such boxes is then that scorer's overlap.
+    """
 
     start: np.ndarray  # (N,) float64 first frame
     end: np.ndarray  # (N,) float64 last frame
@@ -93,15 +106,21 @@ class _Tubes:
     area: np.ndarray  # (F,) float64, computed in the tube's own dtype
 
     @classmethod
-    def from_list(cls, tubes: Sequence[np.ndarray]) -> '_Tubes':
+    def from_list(cls, tubes: Sequence[np.ndarray], plus_one: bool = False) -> 'TubeRows':
         n = len(tubes)
         if n == 0:
             z = np.zeros(0)
             return cls(z, z, np.zeros(0, np.int64), np.zeros(0, bool), np.zeros((0, 4)), z)
         lengths = np.array([len(t) for t in tubes], dtype=np.int64)
         is_f32 = np.array([t.dtype == np.float32 for t in tubes])
-        boxes = np.concatenate([t[:, 1:5].astype(np.float64) for t in tubes])  # (F, 4)
-        area = np.concatenate([box_area(t[:, 1:5]).astype(np.float64) for t in tubes])  # (F,)
+        if plus_one:
+            corners = [exclusive_corners(t[:, 1:5]) for t in tubes]
+        else:
+            corners = [t[:, 1:5] for t in tubes]
+        boxes = np.concatenate([c.astype(np.float64) for c in corners])  # (F, 4)
+        area = np.concatenate(
+            [box_area(t[:, 1:5], plus_one).astype(np.float64) for t in tubes]
+        )  # (F,)
         return cls(
             start=np.array([t[0, 0] for t in tubes], dtype=np.float64),
             end=np.array([t[-1, 0] for t in tubes], dtype=np.float64),
@@ -130,7 +149,7 @@ class _PairIoU:
     overlap: np.ndarray
 
 
-def _pair_iou(gt: _Tubes, det: _Tubes, g: np.ndarray, d: np.ndarray) -> _PairIoU:
+def _pair_iou(gt: TubeRows, det: TubeRows, g: np.ndarray, d: np.ndarray) -> _PairIoU:
     """Spatio-temporal IoU of the pairs ``(g[i], d[i])`` (official ``iou3dt_voc(gt, det)``)."""
     num = g.size
     st = np.zeros(num)
@@ -159,7 +178,7 @@ def _pair_iou(gt: _Tubes, det: _Tubes, g: np.ndarray, d: np.ndarray) -> _PairIoU
         ratio = np.where(ratio_f32[idx], ratio32, ratio)
         temporal[idx] = ratio
         counts = (inter_t + 1).astype(np.int64)  # frames shared by each pair
-        spatial[idx] = _spatial_means(gt, det, g[idx], d[idx], tmin[idx], counts, both_f32[idx])
+        spatial[idx] = spatial_means(gt, det, g[idx], d[idx], tmin[idx], counts, both_f32[idx])
         with np.errstate(invalid='ignore'):
             st64 = spatial[idx] * ratio
             st32 = (spatial[idx].astype(np.float32) * ratio.astype(np.float32)).astype(np.float64)
@@ -174,7 +193,7 @@ def _pair_iou(gt: _Tubes, det: _Tubes, g: np.ndarray, d: np.ndarray) -> _PairIoU
     )
 
 
-def _spatial_means(gt, det, g, d, tmin, counts, both_f32) -> np.ndarray:
+def spatial_means(gt, det, g, d, tmin, counts, both_f32) -> np.ndarray:
     """Mean per-frame IoU over the shared frames of each pair, in the pair's dtype."""
     out = np.zeros(g.size)
     total = int(counts.sum())
@@ -196,32 +215,6 @@ def _spatial_means(gt, det, g, d, tmin, counts, both_f32) -> np.ndarray:
             iou = inter / (denominator - inter)
         out[pairs] = segment_mean(iou, counts[pairs]).astype(np.float64)
     return out
-
-
-def _argmax_segments(values: np.ndarray, counts: np.ndarray):
-    """``np.argmax`` of consecutive segments: the first NaN, else the first maximum.
-
-    Args:
-        values: ``(P,)`` segments laid end to end.
-        counts: ``(N,)`` positive lengths.
-
-    Returns:
-        ``(arg, is_nan)``: ``(N,)`` flat index of the arg-max and whether it is NaN.
-    """
-    starts = np.cumsum(counts) - counts
-    seg = np.repeat(np.arange(counts.size), counts)
-    nan = np.isnan(values)
-    filled = np.where(nan, -np.inf, values)
-    seg_max = np.maximum.reduceat(filled, starts) if counts.size else np.zeros(0)
-    seg_nan = np.logical_or.reduceat(nan, starts) if counts.size else np.zeros(0, bool)
-    winner = np.where(seg_nan[seg], nan, (filled == seg_max[seg]) & ~nan)
-    first = np.full(counts.size, -1, dtype=np.int64)
-    hits = np.flatnonzero(winner)
-    first_hit = np.concatenate([[True], seg[hits][1:] != seg[hits][:-1]])
-    first[seg[hits][first_hit]] = hits[first_hit]
-    # Segments of -inf only (impossible for IoUs) would have no hit; fall back to their start.
-    first = np.where(first < 0, starts, first)
-    return first, seg_nan
 
 
 def _reaches(value: np.ndarray, as_f32: np.ndarray, thr: float) -> np.ndarray:
@@ -247,7 +240,7 @@ class _Candidates:
         if pairs_det.size == 0:
             return
         counts = self.counts[has]
-        arg, is_nan = _argmax_segments(iou.st, counts)
+        arg, is_nan = segment_argmax(iou.st, counts)
         self.best_gt[has] = pairs_gt[arg]
         self.best[has] = iou.st[arg]
         self.best_nan[has] = is_nan
@@ -260,7 +253,7 @@ class _Candidates:
         return self.has & ~self.best_nan & _reaches(self.best, self.best_f32, thr)
 
 
-def _pairs_same_video(gt: GroundTruth, dets: VideoDetections, same_label: bool):
+def pairs_same_video(gt: GroundTruth, dets: VideoDetections, same_label: bool):
     """All (detection, GT tube) pairs in the same video (and label), detection-major.
 
     Returns:
@@ -314,9 +307,9 @@ class VideoAPEvaluator:
                 f'{self.source}: no video detections; every class scores AP 0', stacklevel=2
             )
         self.progress = progress
-        self._gt_tubes = _Tubes.from_list(self.gt.tubes)
-        self._det_tubes = _Tubes.from_list(self.dets.tubes)
-        pairs_det, pairs_gt = _pairs_same_video(self.gt, self.dets, same_label=True)
+        self._gt_tubes = TubeRows.from_list(self.gt.tubes)
+        self._det_tubes = TubeRows.from_list(self.dets.tubes)
+        pairs_det, pairs_gt = pairs_same_video(self.gt, self.dets, same_label=True)
         iou = _pair_iou(self._gt_tubes, self._det_tubes, pairs_gt, pairs_det)
         self._cand = _Candidates(pairs_det, pairs_gt, iou, self.dets.label.size)
         self._num_gt = self.gt.num_gt_per_label()
@@ -459,7 +452,7 @@ def video_ap_error(
     reaching_same = same.reaching(iou_thr)
     th = math.sqrt(iou_thr)
     # Pairs with every GT tube of the video, in the official all-GT order.
-    pairs_det, pairs_gt = _pairs_same_video(gt_data, dets, same_label=False)
+    pairs_det, pairs_gt = pairs_same_video(gt_data, dets, same_label=False)
     iou = _pair_iou(evaluator._gt_tubes, evaluator._det_tubes, pairs_gt, pairs_det)
     other = gt_data.tube_label[pairs_gt] != dets.label[pairs_det]
     o_det, o_gt = pairs_det[other], pairs_gt[other]
