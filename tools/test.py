@@ -5,7 +5,7 @@ Usage::
     python tools/test.py CONFIG CHECKPOINT [--tta] [--work-dir DIR] [--cfg-options k=v ...]
         [--dump-frame-detections FRAME.pkl] [--dump-video-detections VIDEO.pkl]
     # the challenge test split (no GT): write the submission files, no mAP
-    python tools/test.py CONFIG CHECKPOINT --test-split --outfile-prefix PREFIX [--tta]
+    python tools/test.py CONFIG CHECKPOINT --test-split --outfile-prefix PREFIX [--tta] [--zip]
     python tools/test.py CONFIG CHECKPOINT --format-only --outfile-prefix PREFIX
     bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS [same options]
 
@@ -20,7 +20,10 @@ a TTA pipeline derived from its test pipeline.
 ``PREFIX_frame_detections.pkl``, ``PREFIX_videos.json`` and
 ``PREFIX_video_detections.pkl`` (``docs/submission.md``). ``--test-split``
 also tests on the config's ``test_split_dataset`` (the videos prepared with
-``prepare_multisports.py --split test``). The run is :func:`pcca_plugin.apis.run_test`.
+``prepare_multisports.py --split test``). ``--zip`` also writes
+``PREFIX_submission.zip``, the archive the 2021 challenge server read (its
+root: ``frame_detections.pkl``, ``video_detections.pkl``, pickle protocol 2).
+The run is :func:`pcca_plugin.apis.run_test`.
 """
 
 import argparse
@@ -55,11 +58,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--outfile-prefix',
         help='path prefix of the submission files (PREFIX_frame_detections.pkl, ...)',
     )
+    parser.add_argument(
+        '--zip',
+        action='store_true',
+        help='also write PREFIX_submission.zip, the archive the 2021 challenge server read '
+        '(with --format-only / --test-split)',
+    )
     add_runner_arguments(parser)
     args = add_debug_argument(parser).parse_args(argv)
     dumps = args.dump_frame_detections or args.dump_video_detections
     if (args.format_only or args.test_split) and dumps:
         parser.error('--format-only writes PREFIX_*_detections.pkl; drop --dump-*-detections')
+    if args.zip and not (args.format_only or args.test_split):
+        parser.error(
+            '--zip archives the submission files of --format-only / --test-split; add one of '
+            'them and --outfile-prefix PREFIX'
+        )
     return args
 
 
@@ -80,6 +94,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         outfile_prefix=args.outfile_prefix,
         dump_frame_detections=args.dump_frame_detections,
         dump_video_detections=args.dump_video_detections,
+        archive=args.zip,
     )
 
 

@@ -22,7 +22,9 @@ Testing options, as in mmdet: ``format_only`` makes every
 ``PREFIX_videos.json``, ``PREFIX_video_detections.pkl``) without GT or mAP
 (``docs/submission.md``); ``test_split`` also swaps in the config's
 ``test_split_dataset``; ``tta`` wraps the model in the config's ``tta_model``
-(:func:`pcca_plugin.models.tta.apply_tta`).
+(:func:`pcca_plugin.models.tta.apply_tta`); ``archive`` also packs the
+submission files into ``PREFIX_submission.zip``, the archive the 2021
+challenge server read (:mod:`pcca_plugin.evaluation.functional.archive`).
 """
 
 import argparse
@@ -31,6 +33,8 @@ import os.path as osp
 from typing import Dict, List, Optional
 
 from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
+from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -41,6 +45,7 @@ from ..engine.distributed import (
     configure_launcher,
     destroy_process_group_after_success,
 )
+from ..evaluation.functional.archive import archive_submission
 from ..models.tta import apply_tta
 from ..registration import build_registered
 
@@ -155,6 +160,12 @@ def set_format_only(cfg: Config, outfile_prefix: Optional[str]) -> Config:
     return cfg
 
 
+def outfile_prefixes(cfg: Config) -> List[str]:
+    """Every format-only ``MultiSportsTubeMetric``'s ``outfile_prefix``, each once, in order."""
+    prefixes = [m['outfile_prefix'] for m in tube_metric_configs(cfg, '--zip')]
+    return list(dict.fromkeys(prefixes))
+
+
 def set_detection_dumps(
     cfg: Config, frame_detections: Optional[str], video_detections: Optional[str]
 ) -> Config:
@@ -213,6 +224,7 @@ def run_test(
     outfile_prefix: Optional[str] = None,
     dump_frame_detections: Optional[str] = None,
     dump_video_detections: Optional[str] = None,
+    archive: bool = False,
 ) -> Dict[str, float]:
     """Test ``checkpoint`` with ``config``; returns the metrics (``{}`` when ``format_only``).
 
@@ -225,6 +237,8 @@ def run_test(
         outfile_prefix: the submission files' path prefix (with ``format_only`` only).
         dump_frame_detections: also write the frame detections here (``tools/ensemble.py``).
         dump_video_detections: also write the linked tubes here.
+        archive: with ``format_only``, also write ``PREFIX_submission.zip`` from the
+            submission files (the main process, after the run).
 
     Raises:
         FileNotFoundError: no such checkpoint or config file.
@@ -238,6 +252,11 @@ def run_test(
         raise ValueError('--format-only writes PREFIX_*_detections.pkl; drop --dump-*-detections')
     if outfile_prefix and not format_only:
         raise ValueError('--outfile-prefix is for --format-only / --test-split')
+    if archive and not format_only:
+        raise ValueError(
+            '--zip archives the submission files of --format-only / --test-split; add one '
+            'of them and --outfile-prefix PREFIX'
+        )
     cfg = load_run_config(config, work_dir, cfg_options, launcher, local_rank)
     cfg.load_from = checkpoint
     if test_split:
@@ -250,5 +269,8 @@ def run_test(
         apply_tta(cfg)
     runner = build_runner(cfg)
     metrics = runner.test()
+    if archive and is_main_process():  # the metric wrote the files on the main process
+        for prefix in outfile_prefixes(cfg):
+            print_log(f'submission archive -> {archive_submission(prefix)}', logger='current')
     destroy_process_group_after_success()
     return metrics

@@ -22,6 +22,7 @@ import numpy as np
 
 from pcca_plugin.utils.pickle_io import dump_pickle, load_pickle
 
+from .archive import archive_submission
 from .ground_truth import check_frame_detection_shape, check_frame_detections, load_ground_truth
 from .submission import (
     VideoList,
@@ -213,6 +214,7 @@ def ensemble_files(
     weights: Optional[Sequence[float]] = None,
     gt_file: Optional[str] = None,
     box_atol: float = DEFAULT_BOX_ATOL,
+    archive: bool = False,
 ) -> Tuple[np.ndarray, Dict[str, str]]:
     """Average frame-detection files and write the result (``tools/ensemble.py``).
 
@@ -232,11 +234,14 @@ def ensemble_files(
         gt_file: a MultiSports GT pickle: names videos in messages, checks the
             rows against its ``test_videos[0]``.
         box_atol: largest box difference (pixels) of matched rows.
+        archive: with ``out_prefix``, also write ``P_submission.zip``, the
+            archive the 2021 challenge server read
+            (:func:`~pcca_plugin.evaluation.functional.archive.archive_submission`).
 
     Returns:
         ``(merged, written)``: the ``(M, 8)`` float64 average and the files
         written, ``{'frame_detections': path}`` or, with ``out_prefix``, one
-        path per name of :data:`SUBMISSION_FILES`.
+        path per name of :data:`SUBMISSION_FILES` (and ``'archive'`` with ``archive``).
 
     Raises:
         FileNotFoundError: a result file does not exist.
@@ -245,6 +250,11 @@ def ensemble_files(
     """
     if (out is None) == (out_prefix is None):
         raise ValueError('give exactly one of out (an array file) and out_prefix (a submission)')
+    if archive and out_prefix is None:
+        raise ValueError(
+            '--zip archives a submission: give --out-prefix PREFIX (it writes '
+            'PREFIX_submission.zip besides the three files)'
+        )
     if weights is not None and len(weights) != len(result_files):
         raise ValueError(
             f'--weights has {len(weights)} values for {len(result_files)} result files; give '
@@ -278,7 +288,10 @@ def ensemble_files(
     )
     if out_prefix is not None:
         paths = write_submission(out_prefix, merged, videos)
-        return merged, {key: paths[key] for key in SUBMISSION_FILES}
+        written = {key: paths[key] for key in SUBMISSION_FILES}
+        if archive:
+            written['archive'] = archive_submission(out_prefix)
+        return merged, written
     if gt is not None:
         check_frame_detections(merged, gt, out)
     dump_pickle(merged, out)
