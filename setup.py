@@ -1,4 +1,4 @@
-"""Install pcca_plugin: ``pip install -e .[tests]`` (``make setup`` does it)."""
+"""Install pcca_plugin: ``pip install -e .[tests,deploy]`` (``make setup`` does it)."""
 
 import os.path as osp
 
@@ -62,6 +62,13 @@ setup(
             # The reference SlowFast of tests/test_models/test_weight_conversion.py;
             # it and its dependencies (fvcore, iopath) need no torch of their own.
             'pytorchvideo==0.1.5',
+        ],
+        # The ONNX export, onnxruntime inference and benchmark (docs/deployment.md):
+        # torch.onnx's dynamo exporter needs onnxscript.
+        'deploy': [
+            'onnx',
+            'onnxruntime',
+            'onnxscript',
         ],
     },
     classifiers=[

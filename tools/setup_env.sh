@@ -192,7 +192,7 @@ main() {
     done
 
     log "installing pcca_plugin (editable, with the tests extra)"
-    "${PIP[@]}" --quiet -e '.[tests]'
+    "${PIP[@]}" --quiet -e '.[tests,deploy]'
 
     # $VENV/numpy1: numpy 1.x and nothing else. The tests read the submission archive there and
     # run the 2021 challenge scorer's reference under it (pcca_plugin.testing.numpy1_python).

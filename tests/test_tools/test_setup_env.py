@@ -179,7 +179,7 @@ def test_setup_installs_the_keyed_wheel_with_the_constraints(tmp_path):
         pip_log.unlink()
         assert calls and all('-c requirements/constraints.txt' in call for call in calls)
         assert any(call.endswith(f'--force-reinstall --no-deps {wheel}') for call in calls)
-        assert any(call.endswith('-e .[tests]') for call in calls)
+        assert any(call.endswith('-e .[tests,deploy]') for call in calls)
 
 
 # ------------------------------------------------------------------ pins
