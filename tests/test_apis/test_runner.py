@@ -6,6 +6,7 @@ parts live: ``tests/test_engine/test_distributed.py``, ``tests/test_tools/test_s
 """
 
 import os.path as osp
+import runpy
 
 import pytest
 from mmengine.config import Config
@@ -17,7 +18,7 @@ from pcca_plugin.apis import (
     set_detection_dumps,
     tube_metric_configs,
 )
-from pcca_plugin.testing import run_tool
+from pcca_plugin.testing import repo_path, run_tool
 from pcca_plugin.testing.inference import TINY_PCCA
 
 TINY_NAME = osp.splitext(osp.basename(TINY_PCCA))[0]
@@ -54,7 +55,20 @@ def test_options_that_do_not_go_together_are_refused_before_the_runner(tmp_path)
         run_test(TINY_PCCA, str(checkpoint), test_split=True, dump_frame_detections='f.pkl')
     with pytest.raises(ValueError, match='--outfile-prefix is for --format-only'):
         run_test(TINY_PCCA, str(checkpoint), outfile_prefix='work_dirs/x')
+    with pytest.raises(ValueError, match='--zip archives the submission files of --format-only'):
+        run_test(TINY_PCCA, str(checkpoint), archive=True)
     assert not work_dir.exists()
+
+
+def test_zip_without_a_format_only_run_is_a_usage_error(capsys):
+    """tools/test.py's own parser (loaded in process: the tool's imports are done already)."""
+    parse_args = runpy.run_path(repo_path('tools', 'test.py'))['parse_args']
+    with pytest.raises(SystemExit) as info:
+        parse_args([TINY_PCCA, 'model.pth', '--zip'])
+    assert info.value.code == 2
+    assert 'error: --zip archives the submission files of --format-only' in capsys.readouterr().err
+    args = parse_args([TINY_PCCA, 'model.pth', '--test-split', '--outfile-prefix', 'p', '--zip'])
+    assert args.zip and args.test_split
 
 
 def test_the_command_line_reports_bad_input_in_one_line(tmp_path):

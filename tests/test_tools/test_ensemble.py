@@ -6,7 +6,9 @@ The ensemble itself is tested in process in
 
 import numpy as np
 
+from pcca_plugin.evaluation.functional import ARCHIVE_MEMBERS, read_submission
 from pcca_plugin.testing import run_tool
+from pcca_plugin.testing.archive import member_pickles, pickle_protocol_and_globals
 from pcca_plugin.testing.evaluation import make_ensemble_dets, write_ensemble_inputs
 from pcca_plugin.utils.pickle_io import load_pickle
 
@@ -22,6 +24,25 @@ def test_writes_the_weighted_mean(tmp_path):
     assert run.stdout.strip() == f'2 files, {merged.shape[0]} rows -> {out}'
     expected = (make_ensemble_dets(1)[:, 3] + 3 * make_ensemble_dets(2)[:, 3]) / 4
     np.testing.assert_allclose(merged[:, 3], expected)
+
+
+def test_out_prefix_and_zip_write_the_submission_archive(tmp_path):
+    paths, gt_path = write_ensemble_inputs(str(tmp_path))
+    prefix = str(tmp_path / 'sub' / 'ensemble')
+    run = run_tool(TOOL, *paths, '--out-prefix', prefix, '--gt', gt_path, '--zip')
+    assert run.returncode == 0, run.stderr
+    archive = prefix + '_submission.zip'
+    assert run.stdout.strip().endswith(f'{prefix}_video_detections.pkl, {archive}')
+    members = member_pickles(archive)
+    assert list(members) == list(ARCHIVE_MEMBERS)
+    assert all(pickle_protocol_and_globals(data)[0] <= 2 for data in members.values())
+    submission = read_submission(archive)
+    np.testing.assert_array_equal(
+        submission.frame_detections, load_pickle(prefix + '_frame_detections.pkl')
+    )
+    assert sorted(submission.video_detections) == [0, 1, 2]  # every label of the GT
+    run = run_tool(TOOL, *paths, '-o', str(tmp_path / 'e.pkl'), '--zip')
+    assert run.returncode == 2 and '--zip archives a submission: give --out-prefix' in run.stderr
 
 
 def test_bad_input_is_one_line(tmp_path):

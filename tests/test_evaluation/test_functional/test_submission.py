@@ -5,7 +5,9 @@ videos prepared as a test split from the videos alone. The files written by
 ``tools/test.py --format-only`` (:func:`pcca_plugin.apis.run_test`) are then
 evaluated as ``tools/eval_multisports.py`` evaluates them
 (:func:`pcca_plugin.evaluation.tasks.run_task`) with the withheld GT, and must
-give the figures of the normal evaluation of the same checkpoint.
+give the figures of the normal evaluation of the same checkpoint. The first
+run also writes ``--zip``'s archive, which must hold the same two files at
+protocol 2 (``test_archive.py`` tests the archive itself).
 """
 
 import json
@@ -20,11 +22,19 @@ from mmengine.config import Config
 from pcca_plugin.apis.runner import run_test, set_format_only, use_test_split
 from pcca_plugin.datasets.preparation import prepare_multisports_test
 from pcca_plugin.datasets.toy_sports import make_toy_sports
-from pcca_plugin.evaluation.functional import link_tubes
+from pcca_plugin.evaluation.functional import (
+    ARCHIVE_MEMBERS,
+    ARCHIVE_PICKLE_PROTOCOL,
+    ARCHIVE_SUFFIX,
+    PYTHON2_NUMPY1_GLOBALS,
+    link_tubes,
+    read_submission,
+)
 from pcca_plugin.evaluation.functional.ensemble import ensemble_files
 from pcca_plugin.evaluation.metrics import MultiSportsTubeMetric
 from pcca_plugin.evaluation.tasks import run_task
 from pcca_plugin.testing import repo_path
+from pcca_plugin.testing.archive import archive_summary, member_pickles, pickle_protocol_and_globals
 from pcca_plugin.testing.inference import (
     CONFIG_DATA_ROOT,
     TINY_PCCA,
@@ -80,8 +90,9 @@ def test_split(tmp_path_factory):
     return dict(root=str(root), withheld=str(withheld), gt=gt)
 
 
-def _format_only(config, checkpoint, prefix, work_dir, tta=False, options=None):
-    """``tools/test.py CONFIG CKPT --format-only --outfile-prefix PREFIX`` on the test split."""
+def _format_only(config, checkpoint, prefix, work_dir, tta=False, options=None, archive=False):
+    """``tools/test.py CONFIG CKPT --format-only --outfile-prefix PREFIX [--zip]`` on the test
+    split."""
     return run_test(
         config,
         checkpoint,
@@ -90,6 +101,7 @@ def _format_only(config, checkpoint, prefix, work_dir, tta=False, options=None):
         format_only=True,
         outfile_prefix=prefix,
         cfg_options={**TEST_SPLIT_OPTIONS, **(options or {})},
+        archive=archive,
     )
 
 
@@ -113,7 +125,8 @@ def test_format_only_files_score_like_the_normal_evaluation(
         },
     )
     prefix = str(tmp_path / 'submission' / 'toy')
-    assert _format_only(TINY_PCCA, tiny_checkpoint, prefix, str(tmp_path / 'w')) == {}
+    work_dir = str(tmp_path / 'w')
+    assert _format_only(TINY_PCCA, tiny_checkpoint, prefix, work_dir, archive=True) == {}
 
     frames, tubes = prefix + '_frame_detections.pkl', prefix + '_video_detections.pkl'
     with open(prefix + '_videos.json') as f:
@@ -128,6 +141,17 @@ def test_format_only_files_score_like_the_normal_evaluation(
     for path in (frames, tubes):  # numpy 1.x has no numpy._core
         with open(path, 'rb') as f:
             assert b'numpy._core' not in f.read()
+    # --zip: the archive of the 2021 server holds the same two, at protocol 2.
+    members = member_pickles(prefix + ARCHIVE_SUFFIX)
+    assert list(members) == list(ARCHIVE_MEMBERS)
+    for data in members.values():
+        protocol, names = pickle_protocol_and_globals(data)
+        assert protocol <= ARCHIVE_PICKLE_PROTOCOL and names <= PYTHON2_NUMPY1_GLOBALS
+    archived = read_submission(prefix + ARCHIVE_SUFFIX)
+    np.testing.assert_array_equal(archived.frame_detections, dets)
+    assert archive_summary(dets, load_pickle(tubes)) == archive_summary(
+        archived.frame_detections, archived.video_detections
+    )
 
     gt = test_split['withheld']
     frame_map = _evaluate('frameAP', gt, frames)['frameAP']['mAP']
