@@ -352,12 +352,13 @@ def _read_folder(folder: str):
         present = [m for m in ARCHIVE_MEMBERS if m not in missing]
         holds = f'it holds only {present[0]}' if present else 'it holds neither'
         nested = osp.join(folder, 'res')
-        hint = (
-            f'; the files are in {nested}: pass that folder'
-            if all(osp.isfile(osp.join(nested, m)) for m in ARCHIVE_MEMBERS)
-            else f'; write both (tools/test.py / tools/ensemble.py name them '
-            f'P_{FRAME_MEMBER} and P_{VIDEO_MEMBER}: {HOW_TO_WRITE} makes the archive)'
-        )
+        if all(osp.isfile(osp.join(nested, m)) for m in ARCHIVE_MEMBERS):
+            hint = f'; the two are in {nested}: pass that folder'
+        else:
+            hint = (
+                f'; copy P_{missing[0]} of the submission there as {missing[0]}, or give the '
+                f'P{ARCHIVE_SUFFIX} that {HOW_TO_WRITE} writes'
+            )
         raise FileNotFoundError(
             f'{folder}: no {" and no ".join(missing)} in the submission folder ({holds}); a '
             f'submission holds {FRAME_MEMBER} and {VIDEO_MEMBER}{hint}'
