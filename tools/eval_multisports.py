@@ -7,6 +7,13 @@ Usage::
     python tools/eval_multisports.py videoAP_all GT.pkl VIDEO_DETS.pkl
     python tools/eval_multisports.py videoAP_error GT.pkl VIDEO_DETS.pkl [-t 0.5]
     python tools/eval_multisports.py link GT.pkl FRAME_DETS.pkl -o VIDEO_DETS.pkl
+    python tools/eval_multisports.py server2021 GT.pkl SUBMISSION [--json OUT.json]
+
+``server2021`` scores a submission (a folder or a ``.zip`` holding
+``frame_detections.pkl`` and ``video_detections.pkl``) as the 2021 challenge
+server did, the scorer of the PCCA paper's test figures (``docs/protocol.md``);
+its ``--json`` holds exactly the six figures, in percent: ``F@0.5``, ``V@0.2``,
+``V@0.5``, ``V@0.05:0.45``, ``V@0.5:0.95``, ``V@0.1:0.9``.
 
 Options: ``--json OUT.json`` writes every figure (overall and per class);
 ``--plot DIR`` writes a per-class AP bar chart and PR curves as PNG;
@@ -38,7 +45,9 @@ def parse_args(argv=None):
     parser.add_argument('task', choices=TASKS, help='what to compute')
     parser.add_argument('groundtruth', help='multisports_GT.pkl')
     parser.add_argument(
-        'detections', help='frame_detections.pkl (frameAP, link) or video_detections.pkl'
+        'detections',
+        help='frame_detections.pkl (frameAP, link), video_detections.pkl (videoAP*), or a '
+        'submission folder or .zip (server2021)',
     )
     parser.add_argument('-t', '--thr', type=float, default=0.5, help='IoU threshold (default 0.5)')
     parser.add_argument('-o', '--out', help='link: where to write video_detections.pkl')
@@ -94,7 +103,8 @@ def main(argv=None) -> dict:
     print('\n'.join(lines))
     report['seconds'] = time.perf_counter() - begin
     if args.json:
-        write_json(report, args.json)
+        # server2021: the six figures under the server's names, nothing else.
+        write_json(report['server2021'] if args.task == 'server2021' else report, args.json)
     return report
 
 

@@ -9,7 +9,10 @@
 * ``videoAP_all``: video-mAP averaged over the official ranges, and at every
   threshold of each range;
 * ``videoAP_error``: the error analysis of video detections;
-* ``link``: frame detections linked into video detections, written to a file.
+* ``link``: frame detections linked into video detections, written to a file;
+* ``server2021``: the six figures of the 2021 challenge server
+  (:mod:`.functional.server2021`) of a submission folder or zip
+  (:func:`~.functional.archive.read_submission`).
 
 Numpy only (matplotlib is imported by the plots, when asked for).
 """
@@ -25,6 +28,7 @@ from .functional import (
     ERROR_COLUMNS,
     MIN_TUBE_LENGTH,
     MIN_TUBE_SCORE,
+    SERVER2021_FIGURES,
     VIDEO_IOU_RANGES,
     APResult,
     VideoAPEvaluator,
@@ -32,12 +36,14 @@ from .functional import (
     link_tubes,
     load_ground_truth,
     range_thresholds,
+    read_submission,
+    server2021_figures,
     video_ap_error,
 )
 from .functional.video_ap import ERROR_TITLES
 
 #: The tasks of the official command line.
-TASKS = ('frameAP', 'videoAP', 'videoAP_all', 'videoAP_error', 'link')
+TASKS = ('frameAP', 'videoAP', 'videoAP_all', 'videoAP_error', 'link', 'server2021')
 #: Width of the class-name column in printed tables.
 NAME_WIDTH = 30
 #: The IoU threshold of the PR curves plotted by ``videoAP_all``.
@@ -136,7 +142,8 @@ def run_task(
         task: one of :data:`TASKS`.
         groundtruth: the MultiSports GT pickle.
         detections: frame detections (``frameAP``, ``link``: a pickle or an
-            ``(M, 8)`` ``.npy``) or video detections (the ``videoAP`` tasks).
+            ``(M, 8)`` ``.npy``), video detections (the ``videoAP`` tasks), or
+            a submission folder or zip (``server2021``).
         thr: the IoU threshold (``frameAP``, ``videoAP``, ``videoAP_error``).
         out: ``link``: where to write the video detections.
         len_thr: ``link``: the shortest tube kept, in frames.
@@ -191,6 +198,18 @@ def run_task(
         result = video_ap_error(gt, detections, thr, progress, tie_order)
         lines = error_table(result)
         report['videoAP_error'] = result
+    elif task == 'server2021':
+        submission = read_submission(detections)
+        report['server2021'] = server2021_figures(
+            gt,
+            submission.frame_detections,
+            submission.video_detections,
+            tie_order,
+            progress,
+            (submission.frame_source, submission.video_source),
+        )
+        lines = ['2021 challenge server (docs/protocol.md, "The 2021 challenge server"), percent']
+        lines += [f'{name:12s} {report["server2021"][name]:10.4f}' for name in SERVER2021_FIGURES]
     else:  # link
         tubes = link_tubes(
             gt, detections, len_thr, score_thr, progress=progress, tie_order=tie_order

@@ -377,3 +377,46 @@ __all__ = [
     'perfect_samples',
     'write_ensemble_inputs',
 ]
+
+
+# --- the 2021 challenge server: its reference, run under numpy 1.x ----------------------
+
+
+def server2021_reference_figures(cases, folder, sort_kind='quicksort'):
+    """The six figures of each case by :mod:`.server2021_reference`, run under numpy 1.x.
+
+    Args:
+        cases: ``[(gt, frame_detections, video_detections), ...]``.
+        folder: where the cases are written (as numpy 1.x pickles, protocol 2).
+        sort_kind: ``'quicksort'`` (numpy's default, the server's) or ``'stable'``.
+
+    Returns:
+        ``(numpy_version, [six-figure dict per case])``; the version is the
+        reference interpreter's numpy.
+    """
+    import json
+    import subprocess
+
+    from pcca_plugin.testing import numpy1_python, repo_path
+
+    folders = []
+    for i, (gt, frames, tubes) in enumerate(cases):
+        case = osp.join(folder, f'case{i}')
+        for name, obj in (
+            ('gt.pkl', gt),
+            ('frame_detections.pkl', frames),
+            ('video_detections.pkl', tubes),
+        ):
+            dump_pickle(obj, osp.join(case, name), protocol=2, style='numpy1')
+        folders.append(case)
+    job = osp.join(folder, 'job.json')
+    with open(job, 'w') as f:
+        json.dump(dict(skipped=list(EXCLUDED_CLASS_NAMES), sort_kind=sort_kind, cases=folders), f)
+    script = repo_path('pcca_plugin', 'testing', 'server2021_reference.py')
+    done = subprocess.run(
+        [numpy1_python(), script, job], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f'the numpy 1.x reference failed:\n{done.stderr[-3000:]}')
+    result = json.loads(done.stdout)
+    return result['numpy'], result['figures']

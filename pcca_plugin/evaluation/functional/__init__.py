@@ -53,6 +53,14 @@ from .linking import (
     link_tubes,
     nms_tubelets,
 )
+from .server2021 import (
+    PAPER_TABLE_FIGURES,
+    SERVER2021_FIGURES,
+    Server2021VideoScorer,
+    act_ap,
+    server2021_figures,
+    server2021_frame_map,
+)
 from .submission import (
     VideoList,
     read_video_list,
@@ -115,6 +123,12 @@ __all__ = [
     'NMS_TOP_K',
     'link_tubes',
     'nms_tubelets',
+    'PAPER_TABLE_FIGURES',
+    'SERVER2021_FIGURES',
+    'Server2021VideoScorer',
+    'act_ap',
+    'server2021_figures',
+    'server2021_frame_map',
     'VideoList',
     'read_video_list',
     'submission_paths',

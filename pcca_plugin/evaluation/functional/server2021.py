@@ -41,7 +41,7 @@ Shape shorthand: D detections of a class, P (detection, GT) pairs, G GT boxes.
 """
 
 import warnings
-from typing import Dict, List, Mapping, Optional, Union
+from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
@@ -56,6 +56,7 @@ from .ground_truth import (
     load_frame_detections,
     load_ground_truth,
 )
+from .progress import track
 from .video_ap import TubeRows, pairs_same_video, range_thresholds, spatial_means
 
 #: The six figures of the 2021 server, in the order it wrote them to ``scores.txt``.
@@ -230,6 +231,7 @@ def server2021_frame_map(
     iou_thr: float = FRAME_IOU_THR,
     tie_order: str = 'official',
     per_class: Optional[Dict[str, float]] = None,
+    source: Optional[str] = None,
 ) -> float:
     """frame-mAP (percent) as the 2021 server computed it.
 
@@ -240,13 +242,16 @@ def server2021_frame_map(
         iou_thr: the IoU threshold (0.5 on the server).
         tie_order: ``'official'`` (``np.argsort(-scores)``, the server's call) or ``'stable'``.
         per_class: filled with class name -> AP (percent) when given.
+        source: names the detections in messages (default: the path, or
+            ``<frame detections>``).
 
     Returns:
         The float32 mAP as a Python float (NaN when no class has GT).
     """
     check_tie_order(tie_order)
     gt = load_ground_truth(gt)
-    detections, source = load_frame_detections(detections)
+    detections, loaded_from = load_frame_detections(detections)
+    source = source or loaded_from
     dets = check_frame_detections(detections, gt, source)
     if dets.array.shape[0] == 0:
         warnings.warn(f'{source}: no frame detections; every class scores AP 0', stacklevel=2)
@@ -318,6 +323,9 @@ class Server2021VideoScorer:
         gt: GT path, dict or :class:`GroundTruth`.
         detections: ``{label: [(video_name, tube_score, tube), ...]}`` or a pickle path.
         tie_order: ``'official'`` or ``'stable'`` (as :class:`.VideoAPEvaluator`).
+        source: names the detections in messages (default: the path, or
+            ``<video detections>``).
+        progress: show a progress bar over the thresholds of a range.
     """
 
     def __init__(
@@ -325,10 +333,14 @@ class Server2021VideoScorer:
         gt: Union[str, Mapping, GroundTruth],
         detections: Union[str, Mapping],
         tie_order: str = 'official',
+        source: Optional[str] = None,
+        progress: bool = False,
     ):
         check_tie_order(tie_order)
+        self.progress = progress
         self.gt = load_ground_truth(gt)
-        detections, source = load_detections(detections, 'video detections')
+        detections, loaded_from = load_detections(detections, 'video detections')
+        source = source or loaded_from
         self.dets = check_video_detections(detections, self.gt, source)
         if self.dets.label.size == 0:
             warnings.warn(f'{source}: no video detections; every class scores AP 0', stacklevel=2)
@@ -380,8 +392,8 @@ class Server2021VideoScorer:
     def range_map(self, name: str) -> float:
         """Mean video-mAP over a range of :data:`SERVER2021_RANGES`, summed in float64 in order."""
         thresholds = range_thresholds(SERVER2021_RANGES[name])
-        total = 0.0
-        for thr in thresholds:
+        total = 0.0  # numpy 1.x: 0 + a float32 scalar is a float64, and so is every sum after
+        for thr in track(thresholds, f'server2021 {name}', self.progress):
             total += self.video_map(thr)
         return total / len(thresholds)
 
@@ -391,6 +403,8 @@ def server2021_figures(
     frame_detections: Union[str, np.ndarray],
     video_detections: Union[str, Mapping],
     tie_order: str = 'official',
+    progress: bool = False,
+    sources: Tuple[Optional[str], Optional[str]] = (None, None),
 ) -> Dict[str, float]:
     """The six figures of the 2021 server, in percent, keyed as :data:`SERVER2021_FIGURES`.
 
@@ -399,14 +413,19 @@ def server2021_figures(
         frame_detections: ``(M, 8)`` frame detections or a pickle path.
         video_detections: ``{label: [(video_name, tube_score, tube)]}`` or a pickle path.
         tie_order: ``'official'`` or ``'stable'`` (``docs/protocol.md``, "Tied scores").
+        progress: show a progress bar over the thresholds of each range.
+        sources: what to call the frame and the video detections in messages.
 
     Returns:
         ``{'F@0.5': ..., 'V@0.2': ..., 'V@0.5': ..., 'V@0.05:0.45': ...,
         'V@0.5:0.95': ..., 'V@0.1:0.9': ...}``.
     """
     gt = load_ground_truth(gt)
-    figures = {'F@0.5': server2021_frame_map(gt, frame_detections, FRAME_IOU_THR, tie_order)}
-    scorer = Server2021VideoScorer(gt, video_detections, tie_order)
+    frame_map = server2021_frame_map(
+        gt, frame_detections, FRAME_IOU_THR, tie_order, source=sources[0]
+    )
+    scorer = Server2021VideoScorer(gt, video_detections, tie_order, sources[1], progress)
+    figures = {'F@0.5': frame_map}
     for name, thr in SERVER2021_VIDEO_THRS.items():
         figures[name] = scorer.video_map(thr)
     for name in SERVER2021_RANGES:

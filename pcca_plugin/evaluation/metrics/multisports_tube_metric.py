@@ -16,6 +16,12 @@ Inputs, per data sample (mmaction2's ``FastRCNN`` + ``AVARoIHead`` output):
   ``timestamp`` (1-based frame number) and optionally ``proposal_scores``
   ``(N,)`` (person-detector scores, used with ``multiply_detector_score``).
 
+With ``protocol='server2021'`` the metric scores the linked tubes as the 2021
+challenge server did (:mod:`pcca_plugin.evaluation.functional.server2021`),
+the scorer of the PCCA paper's test figures, and reports its six figures
+(``F@0.5``, ``V@0.2``, ``V@0.5``, ``V@0.05:0.45``, ``V@0.5:0.95``,
+``V@0.1:0.9``) under the prefix ``server2021/`` (or ``prefix``).
+
 With ``format_only=True`` (mmdet ``CocoMetric``'s convention) the metric needs
 no GT: it writes the challenge submission (``<outfile_prefix>_frame_detections.pkl``,
 ``_videos.json``, ``_video_detections.pkl``; see
@@ -38,6 +44,7 @@ from ..functional import (
     FRAME_IOU_THR,
     MIN_TUBE_LENGTH,
     MIN_TUBE_SCORE,
+    SERVER2021_FIGURES,
     VIDEO_IOU_RANGES,
     VIDEO_IOU_THRS,
     GroundTruth,
@@ -45,6 +52,7 @@ from ..functional import (
     frame_ap,
     link_tubes,
     load_ground_truth,
+    server2021_figures,
 )
 from ..functional.ap import check_tie_order
 from ..functional.ground_truth import FRAME_DET_COLUMNS
@@ -54,6 +62,10 @@ from ..functional.submission import VideoList, write_submission
 VIDEO_SUFFIX = '.mp4'
 #: Column of a model's score matrix that maps to no GT label (e.g. background).
 IGNORED_COLUMN = -1
+#: ``'multisports'``: today's official protocol; ``'server2021'``: the 2021 challenge server.
+PROTOCOLS = ('multisports', 'server2021')
+#: The prefix of the server-2021 figures when none is given.
+SERVER2021_PREFIX = 'server2021'
 
 
 def _to_numpy(value) -> np.ndarray:
@@ -97,6 +109,11 @@ class MultiSportsTubeMetric(BaseMetric):
             argsort, as the official tool; its tie order depends on the numpy
             build) or ``'stable'`` (input order among ties: the same figures
             on every machine). See ``docs/protocol.md``, "Tied scores".
+        protocol: ``'multisports'`` (default: today's official
+            ``evaluate_multisports.py``, the keys above) or ``'server2021'``
+            (the 2021 challenge server's six figures, comparable with the
+            PCCA paper's table; ``frame_iou_thr``, ``video_iou_thrs`` and
+            ``video_iou_ranges`` do not apply). See ``docs/protocol.md``.
         format_only: write the submission files under ``outfile_prefix``
             instead of evaluating; returns no metric.
         outfile_prefix: path prefix of the submission files (required with
@@ -124,11 +141,21 @@ class MultiSportsTubeMetric(BaseMetric):
         dump_video_detections: Optional[str] = None,
         log_per_class: bool = True,
         tie_order: str = 'official',
+        protocol: str = 'multisports',
         format_only: bool = False,
         outfile_prefix: Optional[str] = None,
         collect_device: str = 'cpu',
         prefix: Optional[str] = None,
     ) -> None:
+        if protocol not in PROTOCOLS:
+            raise ValueError(
+                f'MultiSportsTubeMetric: protocol must be one of {PROTOCOLS} (multisports: '
+                "today's official evaluation; server2021: the 2021 challenge server, the "
+                f"paper's figures), got {protocol!r}"
+            )
+        if protocol == 'server2021' and prefix is None:
+            prefix = SERVER2021_PREFIX
+        self.protocol = protocol
         super().__init__(collect_device=collect_device, prefix=prefix)
         if format_only and not outfile_prefix:
             raise ValueError(
@@ -320,6 +347,8 @@ class MultiSportsTubeMetric(BaseMetric):
             return self._write_submission(dets)
         if self.dump_frame_detections:
             dump_pickle(dets, self.dump_frame_detections)
+        if self.protocol == 'server2021':
+            return self._server2021(dets)
         metrics: Dict[str, float] = {}
         frame_result = frame_ap(self.gt, dets, self.frame_iou_thr, tie_order=self.tie_order)
         metrics[f'frame_mAP@{self.frame_iou_thr:g}'] = frame_result.mean_ap
@@ -342,6 +371,27 @@ class MultiSportsTubeMetric(BaseMetric):
         if self.log_per_class:
             self._log_table(frame_result, video_results)
         return metrics
+
+    def _server2021(self, dets: np.ndarray) -> Dict[str, float]:
+        """The 2021 challenge server's six figures of the frame detections and their tubes."""
+        tubes = link_tubes(
+            self.gt,
+            dets,
+            len_thr=self.link_len_thr,
+            score_thr=self.link_score_thr,
+            tie_order=self.tie_order,
+        )
+        if self.dump_video_detections:
+            dump_pickle(tubes, self.dump_video_detections)
+        figures = server2021_figures(self.gt, dets, tubes, tie_order=self.tie_order)
+        if self.log_per_class:
+            table = '\n'.join(f'{name:12s} {figures[name]:8.2f}' for name in SERVER2021_FIGURES)
+            print_log(
+                f'MultiSports, the 2021 challenge server ({osp.basename(self.gt_source)}):\n'
+                + table,
+                logger='current',
+            )
+        return figures
 
     def _write_submission(self, dets: np.ndarray) -> Dict[str, float]:
         """format_only: write the submission files, log where, return no metric."""
