@@ -79,6 +79,10 @@ PYTHON2_NUMPY1_GLOBALS = frozenset(
 )
 #: Member timestamp: the earliest a zip can hold, so that equal inputs give equal archives.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+#: Fastest deflate: it shrinks a member's protocol-2 text of array bytes (up to 2x their
+#: size as UTF-8) back to about their size; level 6 gained 1% more at 3x the time
+#: (2M random rows: 184 MB pickle -> 136 MB in 5 s at level 1, 133 MB in 14 s at level 6).
+ZIP_COMPRESS_LEVEL = 1
 #: Unix permissions of the members (rw-r--r--), in the high 16 bits of ``external_attr``.
 MEMBER_PERMISSIONS = 0o644
 _UNIX_MODE_SHIFT = 16
@@ -216,7 +220,7 @@ def _write_zip_atomically(path: str, members: Dict[str, bytes]) -> None:
                 info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = MEMBER_PERMISSIONS << _UNIX_MODE_SHIFT
-                archive.writestr(info, data)
+                archive.writestr(info, data, compresslevel=ZIP_COMPRESS_LEVEL)
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):
