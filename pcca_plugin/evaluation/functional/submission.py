@@ -18,7 +18,10 @@ The MultiSports test split has no GT, so the frame detections cannot index
   ``{label: [(video_name, tube_score, tube (L, 6))]}``.
 
 Both pickles are written readable by numpy 1.x and 2.x
-(:func:`~pcca_plugin.utils.pickle_io.dump_pickle`). Linking needs only the
+(:func:`~pcca_plugin.utils.pickle_io.dump_pickle`). The upload is
+``P_submission.zip``, made from these files by
+:func:`~pcca_plugin.evaluation.functional.archive.archive_submission`
+(``--zip``): the two pickles as the 2021 challenge server read them. Linking needs only the
 video names and frame counts, so it runs on a :class:`GroundTruth` without
 tubes built from the video list (:func:`video_list_ground_truth`); the tubes
 are the ones linking with the real GT gives, as long as the video list lists
