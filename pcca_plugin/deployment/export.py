@@ -27,10 +27,13 @@ RoIAlign translation. Prior art: mmaction2's
 pools sized for one input shape, opset 11).
 """
 
+import logging
 import os
 import os.path as osp
-from typing import Optional, Sequence, Tuple
+from contextlib import contextmanager
+from typing import Iterator, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -65,8 +68,9 @@ class ExportableDetector(nn.Module):
         detector (nn.Module): a built ``FastRCNN`` whose ``roi_head`` has either
             a ``ContextRoIExtractor`` and a ``PCCABBoxHead`` (PCCA), or
             mmaction2's ``SingleRoIExtractor3D`` and a ``BBoxHeadAVA``
-            (linear; ``LinearBBoxHead`` too). Its transformer is set to
-            ``attn_impl='standard'`` (same parameters and outputs).
+            (linear; ``LinearBBoxHead`` too). Its transformer runs with
+            ``attn_impl='standard'`` inside :meth:`forward` only (same
+            parameters and outputs; the detector's own setting is restored).
 
     Raises:
         UnsupportedExportError: a module has no export path; the message names
@@ -75,10 +79,9 @@ class ExportableDetector(nn.Module):
 
     def __init__(self, detector: nn.Module) -> None:
         super().__init__()
-        self.detector = detector.eval()
+        self.detector = detector
         self.kind = check_exportable(detector)
-        if self.kind == 'pcca':
-            detector.roi_head.bbox_head.transformer.attn_impl = 'standard'
+        self.eval()
 
     @property
     def num_classes(self) -> int:
@@ -127,7 +130,9 @@ class ExportableDetector(nn.Module):
         context_size = extractor.context_roi_layer.output_size
         context = exportable_roi_align(v, context_rois, context_size, **common)  # (N, C, h, w)
         tokens = context.flatten(2).transpose(1, 2)  # (N, h*w, C)
-        return self.detector.roi_head.bbox_head(person, tokens)  # (N, K)
+        head = self.detector.roi_head.bbox_head
+        with standard_attention(head.transformer):
+            return head(person, tokens)  # (N, K)
 
     def _linear_logits(self, features: Tuple[Tensor, ...], rois: Tensor) -> Tensor:
         """mmaction2's ``SingleRoIExtractor3D`` + ``BBoxHeadAVA``, pools as reductions."""
@@ -153,6 +158,17 @@ class ExportableDetector(nn.Module):
         x = x.mean(dim=2, keepdim=True) if head.temporal_pool_type == 'avg' else x.amax(2, True)
         x = x.amax(dim=(3, 4)) if head.spatial_pool_type == 'max' else x.mean(dim=(3, 4))
         return head.fc_cls(x.flatten(1))  # (N, K)
+
+
+@contextmanager
+def standard_attention(transformer: nn.Module) -> Iterator[None]:
+    """Run ``transformer`` (a ``PersonContextTransformer``) in the standard form, then restore."""
+    previous = transformer.attn_impl
+    transformer.attn_impl = 'standard'
+    try:
+        yield
+    finally:
+        transformer.attn_impl = previous
 
 
 def check_exportable(detector: nn.Module) -> str:
@@ -185,7 +201,7 @@ def check_exportable(detector: nn.Module) -> str:
         if extractor.roi_layer_type != 'RoIAlign':
             op = extractor.roi_layer_type
         elif extractor.pool_mode != 'avg':
-            op = f"RoIAlign with pool_mode={extractor.pool_mode!r}"
+            op = f'RoIAlign with pool_mode={extractor.pool_mode!r}'
         elif extractor.with_global:
             op = 'the global feature (with_global=True)'
         else:
@@ -207,7 +223,7 @@ def check_opset(opset: int) -> int:
     if opset < MIN_OPSET:
         raise ValueError(
             f"opset {opset} is too low: RoiAlign's coordinate_transformation_mode='half_pixel' "
-            f"(mmcv RoIAlign aligned=True) needs opset >= {MIN_OPSET}; pass --opset "
+            f'(mmcv RoIAlign aligned=True) needs opset >= {MIN_OPSET}; pass --opset '
             f'{MIN_OPSET} or higher (default {DEFAULT_OPSET}).'
         )
     return opset
@@ -246,7 +262,15 @@ def build_detector(config: str, checkpoint: Optional[str]) -> Tuple[nn.Module, o
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmaction')):
         model = build_registered(MODELS, cfg.model)
     if checkpoint is None:
-        model.init_weights()
+        from mmengine.logging import MMLogger
+
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(logging.WARNING)  # not one line per initialised parameter
+        try:
+            model.init_weights()
+        finally:
+            logger.setLevel(level)
     else:
         fix_torch_weights_only_checkpoints()
         load_checkpoint(
@@ -333,9 +357,117 @@ def export_onnx(
             verbose=False,
         )
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    program.save(out, external_data=False)
+    model = program.model_proto
+    if model.opset_import[0].version > opset:  # the exporter writes TORCHLIB_OPSET at least
+        model = convert_opset(model, opset)
+    onnx.save(model, out)
     onnx.checker.check_model(out, full_check=True)
     return out
+
+
+def convert_opset(model, opset: int):
+    """``model`` (an ``onnx.ModelProto``) at the lower ``opset``, by onnx's version converter.
+
+    The dynamo exporter writes opset :data:`DEFAULT_OPSET` (18) at least. The
+    converter moves the ``axes`` of the reductions back to attributes but keeps
+    ``noop_with_empty_axes`` (new in opset 18 for all but ``ReduceSum``), which
+    the older reductions do not know; it is dropped where it holds the default 0.
+
+    Raises:
+        ValueError: the graph has an op that opset ``opset`` lacks (the message
+            names it and says to use a higher opset).
+    """
+    import onnx
+    from onnx import version_converter
+
+    fold_constant_splits(model)
+    try:
+        converted = version_converter.convert_version(model, opset)
+    except Exception as error:  # onnx raises RuntimeError / ValidationError by adapter
+        raise ValueError(
+            f'the graph cannot be written at opset {opset} ({error_line(error)}); use --opset '
+            f"{DEFAULT_OPSET} (the exporter's own) or higher."
+        ) from error
+    for node in converted.graph.node:
+        if node.op_type.startswith('Reduce') and node.op_type != 'ReduceSum':
+            for attribute in list(node.attribute):
+                if attribute.name == 'noop_with_empty_axes' and attribute.i == 0:
+                    node.attribute.remove(attribute)
+    try:
+        onnx.checker.check_model(converted)
+    except onnx.checker.ValidationError as error:
+        raise ValueError(
+            f'the graph cannot be written at opset {opset} ({error_line(error)}); use --opset '
+            f"{DEFAULT_OPSET} (the exporter's own) or higher."
+        ) from error
+    return converted
+
+
+def fold_constant_splits(model) -> None:
+    """Replace every ``Split`` of an initializer by its pieces, as initializers (in place).
+
+    The exporter leaves the split of a weight (``[W_Q; W_K; W_V]`` of the
+    attention) in the graph, and onnx's version converter has no adapter for
+    ``Split``-18; splitting the constant beforehand removes the node.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    initializers = {item.name: item for item in graph.initializer}
+    for node in list(graph.node):
+        constant_inputs = [name for name in node.input if name]
+        if node.op_type != 'Split' or not all(name in initializers for name in constant_inputs):
+            continue
+        array = numpy_helper.to_array(initializers[node.input[0]])
+        attributes = {a.name: a.i for a in node.attribute}
+        axis = attributes.get('axis', 0)
+        if len(constant_inputs) > 1:  # the sizes as an input
+            sizes = numpy_helper.to_array(initializers[node.input[1]]).tolist()
+        else:  # num_outputs pieces, the last one smaller (torch.chunk)
+            step = -(-array.shape[axis] // len(node.output))
+            sizes = [min(step, array.shape[axis] - i * step) for i in range(len(node.output))]
+        offsets = np.cumsum(sizes)[:-1]
+        for name, piece in zip(node.output, np.split(array, offsets, axis=axis)):
+            graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(piece), name))
+        graph.node.remove(node)
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    for item in list(graph.initializer):
+        if item.name not in used:
+            graph.initializer.remove(item)
+
+
+def error_line(error: BaseException) -> str:
+    """The first line of an error's text."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def describe_onnx(path: str) -> str:
+    """The graph's inputs, outputs (name, type, shape) and opsets, one per line."""
+    import onnx
+
+    from . import require_deploy
+
+    require_deploy('onnx')
+    model = onnx.load(path, load_external_data=False)
+
+    def value_line(kind: str, value) -> str:
+        tensor = value.type.tensor_type
+        dims = [d.dim_param or str(d.dim_value) for d in tensor.shape.dim]
+        dtype = onnx.TensorProto.DataType.Name(tensor.elem_type).lower()
+        return f'{kind} {value.name}: {dtype} ({", ".join(dims)})'
+
+    lines = [value_line('input', value) for value in model.graph.input]
+    lines += [value_line('output', value) for value in model.graph.output]
+    opsets = ', '.join(f'{item.domain or "ai.onnx"} {item.version}' for item in model.opset_import)
+    return '\n'.join(lines + [f'opset: {opsets}'])
+
+
+def graph_op_domains(path: str) -> set:
+    """The domains of every node of the graph (``''`` is ``ai.onnx``)."""
+    import onnx
+
+    model = onnx.load(path, load_external_data=False)
+    return {node.domain for node in model.graph.node} | {f.domain for f in model.functions}
 
 
 __all__ = [
@@ -349,7 +481,9 @@ __all__ = [
     'check_exportable',
     'check_opset',
     'clip_shape_from_config',
+    'describe_onnx',
     'example_boxes',
     'export_onnx',
+    'graph_op_domains',
     'input_size_from_config',
 ]

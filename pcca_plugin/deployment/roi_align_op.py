@@ -81,7 +81,7 @@ def roi_align(
 
 
 @roi_align.register_fake
-def _roi_align_shape(feat, rois, output_height, output_width, spatial_scale, sampling_ratio, aligned):
+def _roi_align_shape(feat, rois, output_height, output_width, *attributes):
     """The output's shape and type, for ``torch.export``: ``(N, C, h, w)``."""
     return feat.new_empty((rois.shape[0], feat.shape[1], output_height, output_width))
 
@@ -125,7 +125,7 @@ def exportable_roi_align(
     sampling_ratio: int,
     aligned: bool = True,
 ) -> Tensor:
-    """:func:`roi_align` with a tuple output size: ``(B, C, H, W)``, ``(N, 5)`` -> ``(N, C, h, w)``."""
+    """:func:`roi_align` with a tuple size: ``(B, C, H, W)``, ``(N, 5)`` -> ``(N, C, h, w)``."""
     height, width = output_size
     return roi_align(
         feat, rois, int(height), int(width), float(spatial_scale), int(sampling_ratio), aligned
