@@ -385,8 +385,8 @@ def convert_opset(model, opset: int):
         converted = version_converter.convert_version(model, opset)
     except Exception as error:  # onnx raises RuntimeError / ValidationError by adapter
         raise ValueError(
-            f'the graph cannot be written at opset {opset} ({error_line(error)}); use --opset '
-            f"{DEFAULT_OPSET} (the exporter's own) or higher."
+            f'the graph cannot be written at opset {opset} ({error_line(error)}); use a higher '
+            f"--opset (17 has LayerNormalization; {DEFAULT_OPSET} is the exporter's own)."
         ) from error
     for node in converted.graph.node:
         if node.op_type.startswith('Reduce') and node.op_type != 'ReduceSum':
@@ -397,8 +397,8 @@ def convert_opset(model, opset: int):
         onnx.checker.check_model(converted)
     except onnx.checker.ValidationError as error:
         raise ValueError(
-            f'the graph cannot be written at opset {opset} ({error_line(error)}); use --opset '
-            f"{DEFAULT_OPSET} (the exporter's own) or higher."
+            f'the graph cannot be written at opset {opset} ({error_line(error)}); use a higher '
+            f"--opset (17 has LayerNormalization; {DEFAULT_OPSET} is the exporter's own)."
         ) from error
     return converted
 
