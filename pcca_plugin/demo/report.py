@@ -3,8 +3,10 @@
 Writes under the demo's work dir:
 
 * ``results.json``: every figure, per model and per class;
-* ``results.md``: the paper's Table 1 columns (F@0.5, V@0.2, V@0.5, V@0.1:0.9),
-  then per-class frame AP grouped into motion / context / tail classes;
+* ``results.md``: the paper's Table 1 columns (F@0.5, V@0.2, V@0.5, V@0.1:0.9)
+  under today's protocol and under the 2021 challenge server's (the scorer of
+  the paper's figures, ``docs/protocol.md``), then per-class frame AP grouped
+  into motion / context / tail classes;
 * ``per_class_ap.png``: per-class frame AP@0.5 of each model;
 * ``annotated_<video>.mp4`` and ``.gif``: one held-out video with the linked
   tubes of the final model (ids, labels, scores);
@@ -26,7 +28,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from pcca_plugin.evaluation.functional import frame_ap, load_ground_truth
+from pcca_plugin.evaluation.functional import frame_ap, load_ground_truth, server2021_figures
 from pcca_plugin.utils.pickle_io import load_pickle
 from pcca_plugin.visualization.training_curves import load_run, plot_curves
 from pcca_plugin.visualization.tubes import (
@@ -38,6 +40,7 @@ from pcca_plugin.visualization.tubes import (
 )
 
 from .claims import check_claims, claim_differences, claim_lines
+from .settings import SERVER2021_PREFIX
 
 #: IoU threshold of the per-class frame AP in the report (the paper's F@0.5).
 FRAME_IOU_THR = 0.5
@@ -87,6 +90,17 @@ def class_labels(groups: Dict[str, List[str]]) -> List[Tuple[str, str]]:
 def per_class_frame_ap(gt, frame_detections_file: str) -> Dict[str, float]:
     """Class name -> frame AP@0.5 (percent) from a dumped ``frame_detections.pkl``."""
     return dict(frame_ap(gt, load_pickle(frame_detections_file), FRAME_IOU_THR).per_class)
+
+
+def server2021_metrics(gt, frame_detections_file: str, video_detections_file: str) -> Dict:
+    """The 2021 challenge server's six figures of a test run's dumps, keyed ``server2021/<name>``.
+
+    The keys are those of ``MultiSportsTubeMetric(protocol='server2021')``.
+    """
+    figures = server2021_figures(
+        gt, load_pickle(frame_detections_file), load_pickle(video_detections_file)
+    )
+    return {f'{SERVER2021_PREFIX}/{name}': value for name, value in figures.items()}
 
 
 def group_means(per_class: Dict[str, float], groups: Dict[str, List[str]]) -> Dict[str, float]:
@@ -253,6 +267,11 @@ def write_report(
     """
     gt = load_ground_truth(gt_file)
     groups = load_class_groups(data_root)
+    for model, _, _ in rows:  # the 2021 server's figures beside today's
+        run = results[model]
+        run['metrics'].update(
+            server2021_metrics(gt, run['frame_detections'], run['video_detections'])
+        )
     per_class = {
         model: per_class_frame_ap(gt, results[model]['frame_detections']) for model, _, _ in rows
     }

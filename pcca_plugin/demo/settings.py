@@ -24,12 +24,19 @@ CONFIGS = {
 MODEL_ROWS = (('linear', 'Linear', False), ('pcca', 'PCCA', False), ('decoupled', 'PCCA', True))
 #: The dataset path written in the toy-sports configs; the demo rebases it.
 CONFIG_DATA_ROOT = 'data/toy_sports'
-#: Figures of the paper's Table 1 (metric key, column title).
+#: Where the report keeps the 2021 challenge server's figures (the metric's prefix).
+SERVER2021_PREFIX = 'server2021'
+#: Figures of the paper's Table 1 (metric key, column title): today's protocol, then the
+#: 2021 challenge server's, which scored the paper's table (docs/protocol.md).
 TABLE_COLUMNS = (
     ('frame_mAP@0.5', 'F@0.5'),
     ('video_mAP@0.2', 'V@0.2'),
     ('video_mAP@0.5', 'V@0.5'),
     ('video_mAP@0.1:0.9', 'V@0.1:0.9'),
+    (f'{SERVER2021_PREFIX}/F@0.5', 'F@0.5 (2021 server)'),
+    (f'{SERVER2021_PREFIX}/V@0.2', 'V@0.2 (2021 server)'),
+    (f'{SERVER2021_PREFIX}/V@0.5', 'V@0.5 (2021 server)'),
+    (f'{SERVER2021_PREFIX}/V@0.1:0.9', 'V@0.1:0.9 (2021 server)'),
 )
 #: Where ``make demo`` writes (inside the checkout).
 DEFAULT_WORK_DIR = repo_path('work_dirs', 'demo')

@@ -225,6 +225,8 @@ def test_metafile_keeps_the_papers_figures_out_of_results():
         for result in model.get('Paper Results', []):
             assert 'reported in the paper' in result['Notes'], model['Name']
             assert 'not produced by this config' in result['Notes'], model['Name']
+            # ... and scored by the 2021 challenge server's evaluation, which says how to compare.
+            assert 'server2021' in result['Notes'], model['Name']
             paper_f05.add(result['Metrics']['frame-mAP@0.5'])
     # Table 1 of the paper, val set: linear, PCCA, PCCA decoupled, PCCA 360x640.
     assert paper_f05 == {29.03, 39.48, 42.21, 41.6}

@@ -24,7 +24,12 @@ from pcca_plugin.demo.settings import (
     DemoSettings,
     seed_work_dir,
 )
-from pcca_plugin.evaluation.functional import frame_ap, load_ground_truth
+from pcca_plugin.evaluation.functional import (
+    PAPER_TABLE_FIGURES,
+    frame_ap,
+    load_ground_truth,
+    server2021_figures,
+)
 from pcca_plugin.testing import run_tool
 from pcca_plugin.testing.demo import PASSING_SEED, failing, write_seed
 from pcca_plugin.utils.pickle_io import load_pickle
@@ -124,6 +129,23 @@ def test_metrics_finite_and_above_chance_for_every_seed(quick_demo):
             detections = state['stages'][f'test_{model}']['outputs']['frame_detections']
             chance = chance_frame_map(gt_file, detections)
             assert table['frame_mAP@0.5'] > chance, (seed, model, table['frame_mAP@0.5'], chance)
+
+
+def test_report_gives_the_2021_server_figures_beside_todays(quick_demo):
+    seed = QUICK_SEEDS[0]
+    state = seed_state(quick_demo['work_dir'], seed)
+    with open(os.path.join(seed_work_dir(quick_demo['work_dir'], seed), 'results.json')) as f:
+        table = json.load(f)['table']
+    gt_file = state['stages']['data']['outputs']['gt_file']
+    for model in MODELS:
+        dumps = state['stages'][f'test_{model}']['outputs']
+        figures = server2021_figures(gt_file, dumps['frame_detections'], dumps['video_detections'])
+        for name in PAPER_TABLE_FIGURES:
+            assert table[model][f'server2021/{name}'] == figures[name], (model, name)
+    with open(quick_demo['report']['results_md']) as f:
+        header = next(line for line in f if line.startswith('| head |'))
+    for name in PAPER_TABLE_FIGURES:
+        assert f'| {name} |' in header and f'| {name} (2021 server) |' in header
 
 
 def test_summary_is_the_mean_and_std_over_the_seeds(quick_demo):
