@@ -14,6 +14,10 @@ Measured in one run, each command a fresh process as a user runs it
   in-process time (``seconds`` of the command's ``--json`` report: reading
   the files, evaluating, writing), and the peak resident memory of the
   process (``ru_maxrss`` from ``os.wait4``);
+* ``eval_multisports.py server2021`` (the 2021 challenge server's scorer)
+  on the case folder, which then holds ``frame_detections.pkl`` and the
+  linked ``video_detections.pkl``: wall time and peak RSS (its ``--json``
+  holds only the six figures, so no in-process time);
 * the official ``frameAP`` (mmaction2 1.2.0's port of the official
   ``evaluate_multisports.py``, loaded from its file so that only numpy,
   ``mmengine.logging`` and ``rich`` are imported, as the official script
@@ -74,10 +78,13 @@ ROWS = (
     'eval_multisports.py link',
     'frameAP + link (sum; RSS: max)',
     'official frameAP (mmaction2 1.2.0 port)',
+    'eval_multisports.py server2021 (2021 server)',
 )
 #: The bars of issue 14 for frameAP + link on the MultiSports-sized case.
 TIME_BAR_S = 10.0
 RSS_BAR_MIB = 1024.0
+#: The bar of issue 20 for server2021 on the same case (its memory: at most frameAP + link's).
+SERVER2021_TIME_BAR_S = 15.0
 KIB_PER_MIB = 1024.0
 #: The official frame-mAP threshold.
 FRAME_IOU_THR = 0.5
@@ -288,6 +295,13 @@ def measure_all(folder: str, cli: str) -> Dict[str, Dict]:
         official = json.load(f)
     rows[ROWS[3]]['in_process_s'] = official['seconds']
     rows[ROWS[3]]['frame_mAP'] = official['frame_mAP']
+    figures = osp.join(folder, 'server2021.json')
+    rows[ROWS[4]] = measure(
+        [sys.executable, cli, 'server2021', gt, folder, '--no-progress', '--json', figures]
+    )
+    rows[ROWS[4]]['in_process_s'] = None
+    with open(figures) as f:
+        rows[ROWS[4]]['figures'] = json.load(f)
     return rows
 
 
@@ -296,9 +310,8 @@ def format_table(rows: Dict[str, Dict]) -> str:
     lines = ['| ' + ' | '.join(COLUMNS) + ' |', '| --- | ---: | ---: | ---: |']
     for name in ROWS:
         row = rows[name]
-        lines.append(
-            f'| {name} | {row["wall_s"]:.2f} | {row["in_process_s"]:.2f} | {row["peak_mib"]:.0f} |'
-        )
+        in_process = '-' if row['in_process_s'] is None else f'{row["in_process_s"]:.2f}'
+        lines.append(f'| {name} | {row["wall_s"]:.2f} | {in_process} | {row["peak_mib"]:.0f} |')
     return '\n'.join(lines)
 
 
@@ -314,5 +327,6 @@ def summarise(rows: Dict[str, Dict], videos: int, num_dets: int) -> Dict:
         cpus=os.cpu_count(),
         rows={name: {k: v for k, v in row.items() if k != 'report'} for name, row in rows.items()},
         frame_mAP=dict(ours=ours, official=official, identical=ours == official),
+        server2021=rows[ROWS[4]]['figures'],
         table=format_table(rows),
     )

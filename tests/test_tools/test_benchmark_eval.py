@@ -3,6 +3,9 @@
 import json
 import os.path as osp
 
+import numpy as np
+
+from pcca_plugin.evaluation.functional import SERVER2021_FIGURES
 from pcca_plugin.testing import REPO_ROOT, run_tool
 
 
@@ -19,13 +22,15 @@ def test_quick_benchmark_prints_the_documented_table(tmp_path):
         if not line.startswith('|'):
             break
         cells = [cell.strip() for cell in line.strip('|').split('|')]
-        rows[cells[0]] = [float(value) for value in cells[1:]]
+        rows[cells[0]] = [float('nan') if value == '-' else float(value) for value in cells[1:]]
+    server = rows.pop('eval_multisports.py server2021 (2021 server)')
     assert list(rows) == [
         'eval_multisports.py frameAP',
         'eval_multisports.py link',
         'frameAP + link (sum; RSS: max)',
         'official frameAP (mmaction2 1.2.0 port)',
     ]
+    assert server[0] > 0 and server[2] > 10 and np.isnan(server[1])  # no in-process time
     for name, (wall, in_process, peak) in rows.items():
         assert 0 < in_process < wall, name  # the process does more than the evaluation
         assert peak > 10, name  # MiB: at least an interpreter with numpy
@@ -38,6 +43,8 @@ def test_quick_benchmark_prints_the_documented_table(tmp_path):
     assert report['frame_mAP']['identical'] is True  # ours equals the official frameAP
     assert report['frame_mAP']['ours'] > 0
     assert osp.getsize(tmp_path / 'video_detections.pkl') > 0  # link wrote its tubes
+    assert list(report['server2021']) == list(SERVER2021_FIGURES)
+    assert report['server2021']['F@0.5'] > 0
 
 
 def test_bad_arguments_are_one_line(tmp_path):
