@@ -345,6 +345,8 @@ def predict_batch(model: torch.nn.Module, inputs: List[torch.Tensor], samples: l
     Returns:
         list: the samples with ``pred_instances`` (boxes normalised, scores ``(n, K)``).
     """
+    if hasattr(model, 'predict_batch'):  # onnxruntime: pcca_plugin.deployment.OnnxDemoBackend
+        return model.predict_batch(inputs, samples)
     data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples), False)
     features = model.extract_feat(data['inputs'])  # per pathway (B, C, t, h', w')
     features = features if isinstance(features, (tuple, list)) else (features,)
@@ -627,6 +629,7 @@ def demo_video_file(
     person_score_thr: Optional[float] = None,
     class_names_file: Optional[str] = None,
     device: str = 'cpu',
+    onnx: Optional[str] = None,
     **demo_options,
 ) -> DemoResult:
     """The demo of ``tools/demo/demo_video.py``: a config, a checkpoint and a video file.
@@ -643,13 +646,19 @@ def demo_video_file(
         short_side, person_score_thr: override the config's (None: keep them).
         class_names_file: class names (:func:`read_class_names`).
         device: torch device.
+        onnx: an exported detector run by onnxruntime instead (``checkpoint`` is not read).
         demo_options: passed to :func:`run_video_demo` (``out``, ``json_out``,
             ``video_name``, ``batch_size``, ``det_batch_size``, ``len_thr``,
             ``tube_score_thr``, ``progress``).
     """
     if not osp.isfile(video):
         raise FileNotFoundError(f'{video}: no such video file')
-    model, cfg = build_action_detector(config, checkpoint, device)
+    if onnx is not None:
+        from ..deployment.runtime import OnnxDemoBackend
+
+        model, cfg = OnnxDemoBackend.from_config(onnx, config)
+    else:
+        model, cfg = build_action_detector(config, checkpoint, device)
     settings = clip_settings_from_config(cfg)
     if short_side is not None:
         settings.short_side = short_side

@@ -4,7 +4,8 @@ Usage::
 
     python tools/demo/demo_video.py VIDEO CONFIG CHECKPOINT --out OUT.mp4 \\
         (--det-config DET_CONFIG --det-checkpoint DET_CKPT | --proposals PROPOSALS.pkl) \\
-        [--json TUBES.json] [--short-side 256] [--batch-size 4] [--class-names NAMES.json]
+        [--json TUBES.json] [--short-side 256] [--batch-size 4] [--class-names NAMES.json] \\
+        [--onnx MODEL.onnx]
 
 Persons come from an mmdet detector (``--det-config/--det-checkpoint``, the
 detector of ``tools/det/generate_proposals.py``) or from a proposal pickle
@@ -53,6 +54,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--len-thr', type=int, default=MIN_TUBE_LENGTH, help='min tube length')
     parser.add_argument('--tube-score-thr', type=float, default=MIN_TUBE_SCORE)
     parser.add_argument('--device', default='cpu', help="torch device, e.g. 'cuda:0'")
+    parser.add_argument(
+        '--onnx', help='run this exported detector in onnxruntime (CHECKPOINT is not read)'
+    )
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     args = add_debug_argument(parser).parse_args(argv)
     if args.det_config and not args.det_checkpoint:
@@ -78,6 +82,7 @@ def main(argv: Optional[List[str]] = None) -> DemoResult:
         person_score_thr=args.person_score_thr,
         class_names_file=args.class_names,
         device=args.device,
+        onnx=args.onnx,
         out=args.out,
         json_out=args.json,
         video_name=args.video_name,
