@@ -54,6 +54,7 @@ from .ground_truth import (
     FRAME_DET_COLUMNS,
     check_frame_detections,
     check_video_detections,
+    unpickle_frame_detections,
 )
 from .submission import read_video_list, submission_paths, video_list_ground_truth
 
@@ -333,23 +334,26 @@ def read_submission(path: Union[str, os.PathLike]) -> Submission:
     """
     path = os.fspath(path)
     if osp.isdir(path):
-        data, sources = _read_folder(path)
+        files = _folder_members(path)
+        with open(files[FRAME_MEMBER], 'rb') as f:
+            frames = unpickle_frame_detections(f, files[FRAME_MEMBER])
+        tubes = load_pickle(files[VIDEO_MEMBER])
+        sources = files
     elif osp.isfile(path):
-        data, sources = _read_zip(path)
+        frames, tubes = _read_zip(path)
+        sources = {member: f'{path}:{member}' for member in ARCHIVE_MEMBERS}
     else:
         raise FileNotFoundError(
             f'{path}: no such submission; give a folder or a .zip holding '
             f'{FRAME_MEMBER} and {VIDEO_MEMBER}'
         )
-    frames = loads_pickle(data[FRAME_MEMBER], sources[FRAME_MEMBER])
-    tubes = loads_pickle(data[VIDEO_MEMBER], sources[VIDEO_MEMBER])
     check_archived_frame_detections(frames, sources[FRAME_MEMBER])
     check_archived_video_detections(tubes, sources[VIDEO_MEMBER])
     return Submission(frames, tubes, sources[FRAME_MEMBER], sources[VIDEO_MEMBER])
 
 
-def _read_folder(folder: str):
-    """``({member: bytes}, {member: source})`` of a submission folder."""
+def _folder_members(folder: str) -> Dict[str, str]:
+    """``{member: file}`` of a submission folder; FileNotFoundError naming a missing one."""
     files = {member: osp.join(folder, member) for member in ARCHIVE_MEMBERS}
     missing = [member for member, file in files.items() if not osp.isfile(file)]
     if missing:
@@ -367,15 +371,16 @@ def _read_folder(folder: str):
             f'{folder}: no {" and no ".join(missing)} in the submission folder ({holds}); a '
             f'submission holds {FRAME_MEMBER} and {VIDEO_MEMBER}{hint}'
         )
-    data = {}
-    for member, file in files.items():
-        with open(file, 'rb') as f:
-            data[member] = f.read()
-    return data, files
+    return files
 
 
 def _read_zip(path: str):
-    """``({member: bytes}, {member: 'path:member'})`` of a submission archive."""
+    """``(frame detections, video detections)`` unpickled from a submission archive.
+
+    The members are unpickled as they are decompressed (the frame detections
+    with one copy of their data in memory); each is then read to its end, so
+    that zip checks its CRC.
+    """
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -386,16 +391,22 @@ def _read_zip(path: str):
         ) from None
     with archive:
         check_archive_members(archive.namelist(), path)
-        data = {}
+        loaded = {}
         for member in ARCHIVE_MEMBERS:
+            source = f'{path}:{member}'
             try:
-                data[member] = archive.read(member)
+                with archive.open(member) as stream:
+                    if member == FRAME_MEMBER:
+                        loaded[member] = unpickle_frame_detections(stream, source)
+                    else:
+                        loaded[member] = loads_pickle(stream.read(), source)
+                    stream.read()  # to the end: a corrupted member fails its CRC check here
             except _UNREADABLE_MEMBER_ERRORS as exc:
                 raise ValueError(
-                    f'{path}:{member}: cannot be read from the archive '
+                    f'{source}: cannot be read from the archive '
                     f'({type(exc).__name__}: {exc}); the archive is corrupted, make it again'
                 ) from None
-    return data, {member: f'{path}:{member}' for member in ARCHIVE_MEMBERS}
+    return loaded[FRAME_MEMBER], loaded[VIDEO_MEMBER]
 
 
 def check_archive_members(names: List[str], path: str = '<archive>') -> None:

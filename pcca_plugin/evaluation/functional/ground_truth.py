@@ -554,9 +554,23 @@ def load_frame_detections(detections) -> Tuple[object, str]:
                 '(M, 8) float array with numpy.save'
             ) from exc
     with open(path, 'rb') as f:
-        try:
-            return _LeanUnpickler(f, source=path).load(), path
-        except UnsafePickleError:
-            raise
-        except UNREADABLE_PICKLE_ERRORS as exc:
-            raise unreadable_pickle_error(path, exc) from exc
+        return unpickle_frame_detections(f, path), path
+
+
+def unpickle_frame_detections(file, source: str):
+    """Unpickle frame detections from an open binary stream with as few copies as possible.
+
+    The restricted unpickler of :mod:`pcca_plugin.utils.pickle_io`, reading
+    straight from ``file`` (a file or a zip member), the array keeping the
+    unpickled bytes as its read-only buffer.
+
+    Raises:
+        UnsafePickleError: the pickle names a non-data global.
+        pickle.UnpicklingError: not a readable pickle (the message names ``source``).
+    """
+    try:
+        return _LeanUnpickler(file, source=source).load()
+    except UnsafePickleError:
+        raise
+    except UNREADABLE_PICKLE_ERRORS as exc:
+        raise unreadable_pickle_error(source, exc) from exc

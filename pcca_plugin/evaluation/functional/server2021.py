@@ -316,6 +316,25 @@ def _pair_st_iou(gt_tubes: TubeRows, det_tubes: TubeRows, g, d) -> np.ndarray:
     return st
 
 
+def _check_every_label_listed(detections, gt: GroundTruth, source: str) -> None:
+    """The server read ``alldets[label]`` for every class it scores: a missing key crashed it.
+
+    Raises:
+        ValueError: naming the missing labels and the fix (an empty list).
+    """
+    if not isinstance(detections, Mapping):
+        return  # check_video_detections names the type
+    missing = [c for c in range(gt.num_labels) if gt.evaluated[c] and c not in detections]
+    if missing:
+        names = ', '.join(f'{c} ({gt.labels[c]!r})' for c in missing[:5])
+        more = f' and {len(missing) - 5} more' if len(missing) > 5 else ''
+        raise ValueError(
+            f'{source}: no entry for label {names}{more}; the 2021 server read the list of every '
+            'class it scores and failed on a missing one. Give each such label an empty list '
+            '(link_tubes and the archive tools write every label)'
+        )
+
+
 class Server2021VideoScorer:
     """video-mAP at any threshold as the 2021 server computed it, from one ST-IoU pass.
 
@@ -341,6 +360,7 @@ class Server2021VideoScorer:
         self.gt = load_ground_truth(gt)
         detections, loaded_from = load_detections(detections, 'video detections')
         source = source or loaded_from
+        _check_every_label_listed(detections, self.gt, source)
         self.dets = check_video_detections(detections, self.gt, source)
         if self.dets.label.size == 0:
             warnings.warn(f'{source}: no video detections; every class scores AP 0', stacklevel=2)

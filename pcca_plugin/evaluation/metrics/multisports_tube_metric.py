@@ -55,6 +55,7 @@ from ..functional import (
     server2021_figures,
 )
 from ..functional.ap import check_tie_order
+from ..functional.archive import archive_submission
 from ..functional.ground_truth import FRAME_DET_COLUMNS
 from ..functional.submission import VideoList, write_submission
 
@@ -118,6 +119,8 @@ class MultiSportsTubeMetric(BaseMetric):
             instead of evaluating; returns no metric.
         outfile_prefix: path prefix of the submission files (required with
             ``format_only``).
+        archive: with ``format_only``, also write ``<outfile_prefix>_submission.zip``,
+            the two files as the 2021 challenge server read them (``docs/submission.md``).
         collect_device: 'cpu' or 'gpu' for gathering across ranks.
         prefix: metric name prefix (None: keys like ``'frame_mAP@0.5'``).
     """
@@ -144,6 +147,7 @@ class MultiSportsTubeMetric(BaseMetric):
         protocol: str = 'multisports',
         format_only: bool = False,
         outfile_prefix: Optional[str] = None,
+        archive: bool = False,
         collect_device: str = 'cpu',
         prefix: Optional[str] = None,
     ) -> None:
@@ -169,6 +173,12 @@ class MultiSportsTubeMetric(BaseMetric):
                 'MultiSportsTubeMetric: gt_file is required to evaluate; without GT (the '
                 'test split) set format_only=True and outfile_prefix'
             )
+        if archive and not format_only:
+            raise ValueError(
+                'MultiSportsTubeMetric: archive=True zips the submission files of a '
+                'format-only run; set format_only=True and outfile_prefix too'
+            )
+        self.archive = bool(archive)
         self.format_only = bool(format_only)
         self.outfile_prefix = outfile_prefix
         self.gt_source = (
@@ -412,11 +422,14 @@ class MultiSportsTubeMetric(BaseMetric):
             score_thr=self.link_score_thr,
             tie_order=self.tie_order,
         )
+        if self.archive:
+            paths['archive'] = archive_submission(self.outfile_prefix)
         print_log(
             f'MultiSportsTubeMetric (format_only): {len(dets)} frame detections of '
             f'{len(videos.names)} videos -> {paths["frame_detections"]} (video list '
-            f'{paths["videos"]}), linked tubes -> {paths["video_detections"]}; no mAP '
-            'without GT. Upload them as docs/submission.md says',
+            f'{paths["videos"]}), linked tubes -> {paths["video_detections"]}'
+            + (f', archive -> {paths["archive"]}' if self.archive else '')
+            + '; no mAP without GT. Upload them as docs/submission.md says',
             logger='current',
         )
         return {}

@@ -36,6 +36,7 @@ from pcca_plugin.testing.evaluation import (
     server2021_reference_figures,
 )
 from pcca_plugin.testing.numpy1_reference import reference_path
+from pcca_plugin.utils.multisports_format import EXCLUDED_CLASS_NAMES
 from pcca_plugin.utils.pickle_io import dump_pickle
 
 #: The issue's bar: every figure equal to the 2021 scorer to this.
@@ -228,3 +229,13 @@ def test_metric_reports_the_six_figures_under_its_prefix(tmp_path):
 def test_metric_refuses_an_unknown_protocol():
     with pytest.raises(ValueError, match='server2021'):
         MultiSportsTubeMetric(gt_file=make_metric_gt(), protocol='server2022')
+
+
+def test_video_detections_must_list_every_scored_label():
+    gt, frames, tubes = _with_tubes(*make_crowded_case(0, tie_grid=0.0))
+    scored = [c for c, name in enumerate(gt['labels']) if name not in EXCLUDED_CLASS_NAMES]
+    del tubes[scored[-1]]
+    with pytest.raises(ValueError, match=f'no entry for label {scored[-1]}.*empty list'):
+        server2021_figures(gt, frames, tubes)
+    tubes[scored[-1]] = []
+    server2021_figures(gt, frames, tubes)  # an empty list is what the server needed

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from pcca_plugin.evaluation.functional import frame_ap, link_tubes, load_ground_truth
+from pcca_plugin.evaluation.functional import (
+    frame_ap,
+    link_tubes,
+    load_ground_truth,
+    read_submission,
+    server2021_figures,
+)
 from pcca_plugin.evaluation.functional.submission import (
     VideoList,
     read_video_list,
@@ -108,12 +114,18 @@ def test_format_only_writes_what_the_gt_path_evaluates(tmp_path, with_classes):
 def test_format_only_with_a_gt_file_indexes_its_videos(tmp_path):
     gt = make_metric_gt(num_videos=2)
     prefix = str(tmp_path / 'sub')
-    metric = MultiSportsTubeMetric(gt_file=gt, format_only=True, outfile_prefix=prefix)
+    metric = MultiSportsTubeMetric(
+        gt_file=gt, format_only=True, outfile_prefix=prefix, archive=True
+    )
     metric.process({}, perfect_samples(gt))
     assert metric.compute_metrics(metric.results) == {}
     with open(prefix + '_videos.json') as f:
         assert [v['name'] for v in json.load(f)['videos']] == gt['test_videos'][0]
     assert frame_ap(gt, prefix + '_frame_detections.pkl').mean_ap == pytest.approx(100.0)
+    # archive=True: the zip the 2021 server read, which its scorer reads back.
+    submission = read_submission(prefix + '_submission.zip')
+    figures = server2021_figures(gt, submission.frame_detections, submission.video_detections)
+    assert figures['F@0.5'] == pytest.approx(100.0)
 
 
 def test_linking_without_gt_equals_linking_with_it():
@@ -132,6 +144,8 @@ def test_bad_format_only_settings_and_inputs(tmp_path):
         MultiSportsTubeMetric(format_only=True)
     with pytest.raises(ValueError, match='gt_file is required'):
         MultiSportsTubeMetric()
+    with pytest.raises(ValueError, match='archive=True zips the submission files'):
+        MultiSportsTubeMetric(gt_file=make_metric_gt(num_videos=1), archive=True)
     gt = make_metric_gt(num_videos=2)
     prefix = str(tmp_path / 'sub')
     metric = MultiSportsTubeMetric(format_only=True, outfile_prefix=prefix)
