@@ -37,9 +37,9 @@ from .functional import (
     load_ground_truth,
     range_thresholds,
     read_submission,
-    server2021_figures,
     video_ap_error,
 )
+from .functional.server2021 import score_submission
 from .functional.video_ap import ERROR_TITLES
 
 #: The tasks of the official command line.
@@ -199,14 +199,8 @@ def run_task(
         lines = error_table(result)
         report['videoAP_error'] = result
     elif task == 'server2021':
-        submission = read_submission(detections)
-        report['server2021'] = server2021_figures(
-            gt,
-            submission.frame_detections,
-            submission.video_detections,
-            tie_order,
-            progress,
-            (submission.frame_source, submission.video_source),
+        report['server2021'] = score_submission(
+            gt, read_submission(detections), tie_order, progress
         )
         lines = ['2021 challenge server (docs/protocol.md, "The 2021 challenge server"), percent']
         lines += [f'{name:12s} {report["server2021"][name]:10.4f}' for name in SERVER2021_FIGURES]

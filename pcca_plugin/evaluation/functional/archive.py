@@ -122,10 +122,25 @@ class Submission:
         video_source: the same for the video detections.
     """
 
-    frame_detections: np.ndarray
+    frame_detections: Optional[np.ndarray]
     video_detections: Dict[int, list]
     frame_source: str
     video_source: str
+
+    def take_frame_detections(self) -> np.ndarray:
+        """The frame detections, dropping this submission's reference to them.
+
+        A scorer that is done with them can then free the largest array of the
+        submission (640 MB for the MultiSports validation set) before it scores
+        the tubes.
+
+        Raises:
+            RuntimeError: they were taken already.
+        """
+        if self.frame_detections is None:
+            raise RuntimeError(f'{self.frame_source}: the frame detections were taken already')
+        frames, self.frame_detections = self.frame_detections, None
+        return frames
 
 
 # --- writing ------------------------------------------------------------------------------

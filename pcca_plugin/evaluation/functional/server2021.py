@@ -256,16 +256,14 @@ def server2021_frame_map(
     if dets.array.shape[0] == 0:
         warnings.warn(f'{source}: no frame detections; every class scores AP 0', stacklevel=2)
     stride = int(gt.nframes.max()) + 1
-    by_label = np.argsort(dets.label, kind='stable')
-    label_counts = np.bincount(dets.label, minlength=gt.num_labels)
-    label_starts = np.cumsum(label_counts) - label_counts
     num_boxes = gt.num_boxes_per_label()
     gt_rows = GTBoxRows(gt)
     aps = []
     for label in range(gt.num_labels):
         if not gt.evaluated[label] or num_boxes[label] == 0:
             continue
-        rows = by_label[label_starts[label] : label_starts[label] + label_counts[label]]
+        # One class's rows at a time (input order): no (M,) index array beside the detections.
+        rows = np.flatnonzero(dets.label == label)
         order = rank_descending(dets.array[rows, 3], tie_order)  # (D,) rank -> row of `rows`
         gt_keys, gt_boxes = gt_rows.of_label(label, stride)
         det_keys = dets.video[rows].astype(np.int64) * stride + dets.frame[rows]  # (D,)
@@ -445,6 +443,36 @@ def server2021_figures(
         gt, frame_detections, FRAME_IOU_THR, tie_order, source=sources[0]
     )
     scorer = Server2021VideoScorer(gt, video_detections, tie_order, sources[1], progress)
+    return _six_figures(frame_map, scorer)
+
+
+def score_submission(
+    gt: Union[str, Mapping, GroundTruth],
+    submission,
+    tie_order: str = 'official',
+    progress: bool = False,
+) -> Dict[str, float]:
+    """:func:`server2021_figures` of a :class:`~.archive.Submission`, in less memory.
+
+    The frame detections are taken from ``submission``
+    (:meth:`~.archive.Submission.take_frame_detections`) and freed once the
+    frame-mAP is computed, before the tubes are scored.
+    """
+    gt = load_ground_truth(gt)
+    frame_map = server2021_frame_map(
+        gt,
+        submission.take_frame_detections(),
+        FRAME_IOU_THR,
+        tie_order,
+        source=submission.frame_source,
+    )
+    scorer = Server2021VideoScorer(
+        gt, submission.video_detections, tie_order, submission.video_source, progress
+    )
+    return _six_figures(frame_map, scorer)
+
+
+def _six_figures(frame_map: float, scorer: Server2021VideoScorer) -> Dict[str, float]:
     figures = {'F@0.5': frame_map}
     for name, thr in SERVER2021_VIDEO_THRS.items():
         figures[name] = scorer.video_map(thr)
