@@ -36,15 +36,21 @@ from .export import (  # noqa: E402
     export_onnx,
 )
 from .roi_align_op import MIN_OPSET, UnsupportedExportError  # noqa: E402
+from .runtime import OnnxActionDetector, OnnxDemoBackend  # noqa: E402
+from .verify import SCORE_ATOL, verify_onnx  # noqa: E402
 
 __all__ = [
     'DEPLOY_PACKAGES',
     'MIN_OPSET',
+    'SCORE_ATOL',
     'ExportableDetector',
+    'OnnxActionDetector',
+    'OnnxDemoBackend',
     'UnsupportedExportError',
     'build_detector',
     'check_exportable',
     'check_opset',
     'export_onnx',
     'require_deploy',
+    'verify_onnx',
 ]
