@@ -53,6 +53,8 @@ MAX_BOXES = 4096
 EXAMPLE_BOXES = 5
 #: Width over height of MultiSports videos (1280x720): 256 -> 455, 360 -> 640 pixels.
 MULTISPORTS_ASPECT = 16 / 9
+#: Loggers of the exporter whose notes (skipped torchvision ops, constant folding) are noise here.
+EXPORTER_LOGGERS = ('torch.onnx', 'onnxscript')
 #: What a checkpoint argument of ``none`` means: the config's initialisation (checks only).
 NO_CHECKPOINT = 'none'
 
@@ -343,7 +345,7 @@ def export_onnx(
     clip = torch.zeros(tuple(int(s) for s in clip_shape))
     boxes = example_boxes(clip.shape[-2], clip.shape[-1], EXAMPLE_BOXES)
     num_boxes = torch.export.Dim('num_boxes', min=1, max=MAX_BOXES)
-    with torch.no_grad():
+    with torch.no_grad(), quiet_loggers(EXPORTER_LOGGERS):
         program = torch.onnx.export(
             wrapper,
             (clip, boxes),
@@ -358,11 +360,26 @@ def export_onnx(
         )
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     model = program.model_proto
-    if model.opset_import[0].version > opset:  # the exporter writes TORCHLIB_OPSET at least
+    written = max(item.version for item in model.opset_import if item.domain in ('', 'ai.onnx'))
+    if written > opset:  # the exporter writes its own opset (18) when it cannot convert
         model = convert_opset(model, opset)
     onnx.save(model, out)
     onnx.checker.check_model(out, full_check=True)
     return out
+
+
+@contextmanager
+def quiet_loggers(names: Sequence[str]) -> Iterator[None]:
+    """Only errors from the loggers ``names`` inside the block, their levels restored after."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def convert_opset(model, opset: int):
