@@ -191,7 +191,7 @@ main() {
         fi
     done
 
-    log "installing pcca_plugin (editable, with the tests extra)"
+    log "installing pcca_plugin (editable, with the tests and deploy extras)"
     "${PIP[@]}" --quiet -e '.[tests,deploy]'
 
     # $VENV/numpy1: numpy 1.x and nothing else. The tests read the submission archive there and
