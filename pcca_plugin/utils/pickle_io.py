@@ -53,6 +53,7 @@ import io
 import os
 import os.path as osp
 import pickle
+import struct
 import tempfile
 from typing import Any, Dict, Tuple, Union
 
@@ -242,6 +243,112 @@ def load_pickle(path: Union[str, os.PathLike]) -> Any:
     with open(path, 'rb') as f:
         data = f.read()
     return loads_pickle(data, path)
+
+
+#: Text this long (in UTF-8 bytes) or longer is the latin-1 text of array bytes in a
+#: protocol-2 pickle (numpy 1.x's ``_codecs.encode(text, 'latin1')``); decoded in chunks.
+LEAN_TEXT_MIN_BYTES = 1 << 20
+#: Chunk of such text decoded at a time.
+LEAN_TEXT_CHUNK_BYTES = 1 << 24
+#: The protocol whose large array bytes travel as text.
+TEXT_BYTES_PROTOCOL = 2
+
+
+class _Latin1Buffer(bytearray):
+    """The bytes of a long latin-1 text, decoded straight from its UTF-8 (one copy in memory)."""
+
+
+class _TextArrayUnpickler(pickle._Unpickler):
+    """The restricted unpickler for protocol-2 pickles of large arrays, with one copy of the data.
+
+    Protocol 2 carries an array's bytes as a latin-1 text (``BINUNICODE``)
+    turned back into bytes by ``_codecs.encode``. The C unpickler holds the
+    UTF-8 bytes, the text and the bytes at once (up to four times the
+    array). Here a long text is decoded chunk by chunk into one
+    :class:`_Latin1Buffer`, ``_codecs.encode`` passes it on, and the array is
+    built on it (``np.frombuffer``) instead of copied by ``ndarray.__setstate__``.
+    The globals are checked exactly as by the C restricted unpickler.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, file, source: str):
+        super().__init__(file, encoding='latin1')
+        self._source = source
+
+    find_class = _RestrictedUnpickler.find_class
+    _dtype_class = _RestrictedUnpickler._dtype_class
+
+    def _encode_bytes(self, text, encoding: str = 'utf-8', errors: str = 'strict') -> bytes:
+        if isinstance(text, _Latin1Buffer) and encoding in _BYTES_CODEC_SPELLINGS:
+            return text
+        return _RestrictedUnpickler._encode_bytes(self, text, encoding, errors)
+
+    def _load_binunicode(self) -> None:
+        (size,) = struct.unpack('<I', self.read(4))
+        if size < LEAN_TEXT_MIN_BYTES:
+            self.append(str(self.read(size), 'utf-8', 'surrogatepass'))
+            return
+        decoder = codecs.getincrementaldecoder('utf-8')()
+        out, remaining = _Latin1Buffer(), size
+        while remaining:
+            chunk = self.read(min(LEAN_TEXT_CHUNK_BYTES, remaining))
+            if not chunk:
+                raise pickle.UnpicklingError('pickle data was truncated')
+            remaining -= len(chunk)
+            out += decoder.decode(chunk, final=not remaining).encode(BYTES_CODEC)
+        self.append(out)
+
+    dispatch[pickle.BINUNICODE[0]] = _load_binunicode
+
+    def _load_build(self) -> None:
+        state, instance = self.stack[-1], self.stack[-2]
+        if (
+            isinstance(instance, np.ndarray)
+            and isinstance(state, tuple)
+            and len(state) == len(NDARRAY_STATE_FIELDS)
+            and isinstance(state[-1], _Latin1Buffer)
+        ):
+            self.stack.pop()
+            _, shape, dtype, is_fortran, data = state
+            array = np.frombuffer(data, dtype=dtype).reshape(
+                shape, order='F' if is_fortran else 'C'
+            )
+            self.stack[-1] = array
+            for key, value in self.memo.items():  # later references get the array too
+                if value is instance:
+                    self.memo[key] = array
+            return
+        pickle._Unpickler.load_build(self)
+
+    dispatch[pickle.BUILD[0]] = _load_build
+
+
+#: ``ndarray.__setstate__``'s tuple: version, shape, dtype, is_fortran, data.
+NDARRAY_STATE_FIELDS = ('version', 'shape', 'dtype', 'is_fortran', 'data')
+
+
+def is_text_bytes_pickle(head: bytes) -> bool:
+    """Whether a pickle starting with ``head`` is protocol 2 (large bytes as latin-1 text)."""
+    return head[:2] == pickle.PROTO + bytes([TEXT_BYTES_PROTOCOL])
+
+
+def unpickle_text_arrays(file, source: str) -> Any:
+    """Unpickle a protocol-2 pickle of large arrays from ``file`` with one copy of their data.
+
+    The restricted loader (the same globals as :func:`load_pickle`); arrays
+    come back writable, on their own buffer.
+
+    Raises:
+        UnsafePickleError: a non-data global, named with ``source``.
+        pickle.UnpicklingError: not a readable pickle.
+    """
+    try:
+        return _TextArrayUnpickler(file, source).load()
+    except UnsafePickleError:
+        raise
+    except UNREADABLE_PICKLE_ERRORS as exc:
+        raise unreadable_pickle_error(source, exc) from exc
 
 
 class _PortablePickler(pickle.Pickler):

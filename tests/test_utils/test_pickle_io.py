@@ -18,11 +18,13 @@ from pcca_plugin.testing.malicious_pickles import pickle_payloads, run_unsafely
 from pcca_plugin.testing.numpy1_reference import PROTOCOLS, reference_object, reference_path
 from pcca_plugin.testing.pickle_styles import STYLES, assert_same, write
 from pcca_plugin.utils.pickle_io import (
+    LEAN_TEXT_MIN_BYTES,
     PICKLE_STYLES,
     UnsafePickleError,
     dump_pickle,
     dumps_pickle,
     load_pickle,
+    unpickle_text_arrays,
 )
 
 
@@ -168,3 +170,26 @@ def test_malicious_pickle_is_refused_with_the_file_named_and_nothing_runs(name, 
     # Control: the payload is live; plain pickle (in a child process) runs it.
     stderr = run_unsafely(str(path), marker)
     assert os.path.exists(marker), f'the payload is not live: {stderr[-800:]}'
+
+
+@pytest.mark.parametrize('name', PAYLOAD_NAMES)
+def test_the_protocol2_array_reader_refuses_what_load_pickle_refuses(name, tmp_path):
+    """The chunked reader of large protocol-2 arrays checks every global the same way."""
+    marker = str(tmp_path / 'ran.marker')
+    data, refused = pickle_payloads(marker)[name]
+    with pytest.raises(UnsafePickleError) as info:
+        unpickle_text_arrays(io.BytesIO(data), 'evil.pkl')
+    assert str(info.value).startswith('evil.pkl: refusing') and refused in str(info.value)
+    assert not os.path.exists(marker), 'the payload ran'
+
+
+def test_the_protocol2_array_reader_gives_what_pickle_gives():
+    """Large arrays (over LEAN_TEXT_MIN_BYTES of text) decoded in chunks into their own buffer."""
+    big = np.random.default_rng(0).random((LEAN_TEXT_MIN_BYTES // 8, 8))  # 8 MiB of float64
+    obj = dict(reference_object(), big=big, fortran_big=np.asfortranarray(big[:, :5]))
+    obj['again'] = obj['big']  # a memo reference to the same array
+    data = dumps_pickle(obj, protocol=2, style='numpy1')
+    loaded = unpickle_text_arrays(io.BytesIO(data), 'big.pkl')
+    assert_same(loaded, pickle.loads(data))
+    assert loaded['again'] is loaded['big'] and loaded['big'].flags.writeable
+    assert loaded['fortran_big'].flags.f_contiguous

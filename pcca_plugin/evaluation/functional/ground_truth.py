@@ -29,7 +29,9 @@ from pcca_plugin.utils.pickle_io import (
     UNREADABLE_PICKLE_ERRORS,
     UnsafePickleError,
     _RestrictedUnpickler,
+    is_text_bytes_pickle,
     load_pickle,
+    unpickle_text_arrays,
     unreadable_pickle_error,
 )
 
@@ -38,6 +40,8 @@ FRAME_DET_COLUMNS = ('video_index', 'frame', 'label', 'score', 'x1', 'y1', 'x2',
 #: What the video index and the label of a frame-detection row index (the fix of a bad row).
 VIDEO_INDEX_HINT = "a video index counts the videos of {gt}'s 'test_videos'[0] from 0"
 LABEL_HINT = "a label counts the class names of {gt}'s 'labels' from 0"
+#: Bytes of a pickle's start that tell its protocol (``PROTO`` and its number).
+PICKLE_HEAD_BYTES = 2
 #: Columns of a ground-truth tube row.
 GT_TUBE_COLUMNS = 5
 #: Minimum columns of a detected tube row ``[frame, x1, y1, x2, y2, box_score]``.
@@ -561,13 +565,18 @@ def unpickle_frame_detections(file, source: str):
     """Unpickle frame detections from an open binary stream with as few copies as possible.
 
     The restricted unpickler of :mod:`pcca_plugin.utils.pickle_io`, reading
-    straight from ``file`` (a file or a zip member), the array keeping the
-    unpickled bytes as its read-only buffer.
+    straight from ``file`` (a buffered file or a zip member: it is peeked at),
+    the array keeping the unpickled bytes as its read-only buffer; a
+    protocol-2 pickle (the 2021 server's, whose array bytes are latin-1 text)
+    is decoded chunk by chunk into the array's own buffer
+    (:func:`~pcca_plugin.utils.pickle_io.unpickle_text_arrays`).
 
     Raises:
         UnsafePickleError: the pickle names a non-data global.
         pickle.UnpicklingError: not a readable pickle (the message names ``source``).
     """
+    if is_text_bytes_pickle(file.peek(PICKLE_HEAD_BYTES)):
+        return unpickle_text_arrays(file, source)  # protocol 2: the bytes travel as text
     try:
         return _LeanUnpickler(file, source=source).load()
     except UnsafePickleError:

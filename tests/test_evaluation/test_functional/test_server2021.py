@@ -22,8 +22,10 @@ from pcca_plugin.evaluation.functional import (
     act_ap,
     frame_ap,
     link_tubes,
+    read_submission,
     server2021_figures,
     server2021_frame_map,
+    write_submission_archive,
 )
 from pcca_plugin.evaluation.functional.server2021 import match_with_removal
 from pcca_plugin.evaluation.metrics import MultiSportsTubeMetric
@@ -37,7 +39,7 @@ from pcca_plugin.testing.evaluation import (
 )
 from pcca_plugin.testing.numpy1_reference import reference_path
 from pcca_plugin.utils.multisports_format import EXCLUDED_CLASS_NAMES
-from pcca_plugin.utils.pickle_io import dump_pickle
+from pcca_plugin.utils.pickle_io import LEAN_TEXT_MIN_BYTES, dump_pickle
 
 #: The issue's bar: every figure equal to the 2021 scorer to this.
 TOLERANCE = 1e-6
@@ -80,6 +82,12 @@ def _cases_without_ties():
             )
         )
     return cases
+
+
+def _gt_file(gt, folder):
+    path = folder / 'gt.pkl'
+    dump_pickle(gt, path)
+    return path
 
 
 def _assert_same(ours, reference, where):
@@ -239,3 +247,21 @@ def test_video_detections_must_list_every_scored_label():
         server2021_figures(gt, frames, tubes)
     tubes[scored[-1]] = []
     server2021_figures(gt, frames, tubes)  # an empty list is what the server needed
+
+
+def test_a_large_archive_scores_like_its_arrays(tmp_path):
+    """Frame detections of several MiB travel as chunked latin-1 text: read back bit for bit."""
+    gt, frames, tubes = _with_tubes(*make_crowded_case(1, tie_grid=0.0))
+    repeats = -(-LEAN_TEXT_MIN_BYTES // frames.nbytes) + 1
+    frames = np.concatenate([frames] * repeats)  # the copies are false positives
+    assert frames.nbytes > LEAN_TEXT_MIN_BYTES
+    path = write_submission_archive(
+        str(tmp_path / 'P_submission.zip'), frames, tubes, len(gt['labels'])
+    )
+    submission = read_submission(path)
+    np.testing.assert_array_equal(submission.frame_detections, frames)
+    assert submission.frame_detections.dtype == np.float64
+    done = run_tool('eval_multisports.py', 'server2021', _gt_file(gt, tmp_path), path)
+    assert done.returncode == 0, done.stderr
+    expected = server2021_figures(gt, frames, tubes)
+    assert f'{expected["F@0.5"]:10.4f}' in done.stdout
