@@ -55,7 +55,7 @@ import os.path as osp
 import pickle
 import struct
 import tempfile
-from typing import Any, Dict, Tuple, Union
+from typing import Any, BinaryIO, Dict, Tuple, Union
 
 import numpy as np
 
@@ -197,7 +197,7 @@ def unreadable_pickle_error(path, exc: BaseException) -> pickle.UnpicklingError:
     )
 
 
-def loads_pickle(data: bytes, source: str) -> Any:
+def loads_pickle(data: Union[bytes, BinaryIO], source: str) -> Any:
     """Unpickle ``data`` without executing code; ``source`` names it in errors.
 
     The one path through the restricted unpickler: :func:`load_pickle` reads a
@@ -205,7 +205,8 @@ def loads_pickle(data: bytes, source: str) -> Any:
     (never extracted to disk).
 
     Args:
-        data: the pickle's bytes.
+        data: the pickle's bytes, or a binary stream positioned at the pickle
+            (read as far as the pickle goes, never whole into memory).
         source: what the bytes are, for messages (a path, ``'A.zip:member.pkl'``).
 
     Raises:
@@ -213,8 +214,9 @@ def loads_pickle(data: bytes, source: str) -> Any:
             names ``source`` and the global); nothing of it was called.
         pickle.UnpicklingError: the bytes are truncated or not a pickle.
     """
+    file = data if hasattr(data, 'read') else io.BytesIO(data)
     try:
-        return _RestrictedUnpickler(io.BytesIO(data), source=source).load()
+        return _RestrictedUnpickler(file, source=source).load()
     except UnsafePickleError:
         raise
     except UNREADABLE_PICKLE_ERRORS as exc:

@@ -414,7 +414,7 @@ def _read_zip(path: str):
                     if member == FRAME_MEMBER:
                         loaded[member] = unpickle_frame_detections(stream, source)
                     else:
-                        loaded[member] = loads_pickle(stream.read(), source)
+                        loaded[member] = loads_pickle(stream, source)
                     stream.read()  # to the end: a corrupted member fails its CRC check here
             except _UNREADABLE_MEMBER_ERRORS as exc:
                 raise ValueError(
