@@ -394,11 +394,6 @@ def server2021_reference_figures(cases, folder, sort_kind='quicksort'):
         ``(numpy_version, [six-figure dict per case])``; the version is the
         reference interpreter's numpy.
     """
-    import json
-    import subprocess
-
-    from pcca_plugin.testing import numpy1_python, repo_path
-
     folders = []
     for i, (gt, frames, tubes) in enumerate(cases):
         case = osp.join(folder, f'case{i}')
@@ -409,9 +404,30 @@ def server2021_reference_figures(cases, folder, sort_kind='quicksort'):
         ):
             dump_pickle(obj, osp.join(case, name), protocol=2, style='numpy1')
         folders.append(case)
-    job = osp.join(folder, 'job.json')
+    return run_server2021_reference(folders, osp.join(folder, 'job.json'), sort_kind)
+
+
+def run_server2021_reference(folders, job, sort_kind='quicksort'):
+    """Run :mod:`.server2021_reference` under numpy 1.x on prepared case folders.
+
+    Args:
+        folders: each holds ``gt.pkl``, ``frame_detections.pkl`` and
+            ``video_detections.pkl`` that numpy 1.x reads with a plain ``pickle.load``.
+        job: where the job file is written.
+        sort_kind: ``'quicksort'`` or ``'stable'``.
+
+    Returns:
+        ``(numpy_version, [six-figure dict per folder])``.
+    """
+    import json
+    import subprocess
+
+    from pcca_plugin.testing import numpy1_python, repo_path
+
     with open(job, 'w') as f:
-        json.dump(dict(skipped=list(EXCLUDED_CLASS_NAMES), sort_kind=sort_kind, cases=folders), f)
+        json.dump(
+            dict(skipped=list(EXCLUDED_CLASS_NAMES), sort_kind=sort_kind, cases=list(folders)), f
+        )
     script = repo_path('pcca_plugin', 'testing', 'server2021_reference.py')
     done = subprocess.run(
         [numpy1_python(), script, job], capture_output=True, text=True, check=False

@@ -14,6 +14,7 @@ import json
 import os
 import os.path as osp
 import shutil
+import zipfile
 
 import numpy as np
 import pytest
@@ -35,6 +36,7 @@ from pcca_plugin.evaluation.metrics import MultiSportsTubeMetric
 from pcca_plugin.evaluation.tasks import run_task
 from pcca_plugin.testing import repo_path
 from pcca_plugin.testing.archive import archive_summary, member_pickles, pickle_protocol_and_globals
+from pcca_plugin.testing.evaluation import run_server2021_reference
 from pcca_plugin.testing.inference import (
     CONFIG_DATA_ROOT,
     TINY_PCCA,
@@ -162,6 +164,18 @@ def test_format_only_files_score_like_the_normal_evaluation(
     for thr, value in video_maps.items():
         assert value == pytest.approx(normal[f'video_mAP@{thr:g}'], abs=TOLERANCE)
     assert video_range['0.10:0.90'] == pytest.approx(normal['video_mAP@0.1:0.9'], abs=TOLERANCE)
+
+    # The 2021 server's scorer (its reference, under numpy 1.x, reading the archive's members
+    # with a plain pickle.load) and `eval_multisports.py server2021` on the archive agree.
+    served = tmp_path / 'served'
+    with zipfile.ZipFile(prefix + ARCHIVE_SUFFIX) as archive:
+        archive.extractall(served)
+    shutil.copyfile(gt, served / 'gt.pkl')
+    _, (expected,) = run_server2021_reference([str(served)], str(tmp_path / 'job.json'))
+    figures = run_task('server2021', gt, prefix + ARCHIVE_SUFFIX, progress=False)[0]
+    assert list(figures['server2021']) == list(expected)
+    for name, value in expected.items():
+        assert figures['server2021'][name] == pytest.approx(value, abs=TOLERANCE), name
 
 
 def test_tta_and_ensemble_of_test_outputs(test_split, tiny_checkpoint, tmp_path, monkeypatch):
