@@ -38,12 +38,27 @@ def _walk(rng, length, width, height):
     return np.concatenate([centre - half, centre + half], axis=1)
 
 
+#: Frame size ``(height, width)`` of the seeded cases.
+CASE_RESOLUTION = (240, 320)
+
+
+def _case_gt(videos, nframes, gttubes) -> dict:
+    """The GT dict of a seeded case (every video evaluated, labels :data:`LABELS`)."""
+    return dict(
+        labels=list(LABELS),
+        train_videos=[[]],
+        test_videos=[videos],
+        nframes=nframes,
+        resolution=dict.fromkeys(videos, CASE_RESOLUTION),
+        gttubes=gttubes,
+    )
+
+
 def make_case(seed, num_videos=4, tube_dtype=np.float32, tie_grid=0.1, det_dtype=np.float64):
     """Returns ``(gt, frame_dets)``: a GT dict and an (M, 8) detection array."""
     rng = np.random.default_rng(seed)
     videos = [f'sport/v_{seed}_{i}' for i in range(num_videos)]
     nframes = {v: int(rng.integers(18, 40)) for v in videos}
-    resolution = dict.fromkeys(videos, (240, 320))
     gttubes = {}
     persons = {}
     for v in videos:
@@ -62,14 +77,7 @@ def make_case(seed, num_videos=4, tube_dtype=np.float32, tie_grid=0.1, det_dtype
                 tube2 = np.concatenate([frames2[:, None], track[frames2 - 1]], axis=1)
                 tubes[label].append(tube2.astype(tube_dtype))
         gttubes[v] = tubes
-    gt = dict(
-        labels=list(LABELS),
-        train_videos=[[]],
-        test_videos=[videos],
-        nframes=nframes,
-        resolution=resolution,
-        gttubes=gttubes,
-    )
+    gt = _case_gt(videos, nframes, gttubes)
     rows = []
     for iv, v in enumerate(videos[:-1]):  # the last video has no detections
         for frame in range(1, nframes[v] + 1):
@@ -137,14 +145,7 @@ def make_crowded_case(
             tube = np.concatenate([frames[:, None], boxes], axis=1).astype(tube_dtype)
             tubes.setdefault(person_label, []).append(tube)
         gttubes[v] = tubes
-    gt = dict(
-        labels=list(LABELS),
-        train_videos=[[]],
-        test_videos=[videos],
-        nframes=nframes,
-        resolution=dict.fromkeys(videos, (240, 320)),
-        gttubes=gttubes,
-    )
+    gt = _case_gt(videos, nframes, gttubes)
     rows = []
     for iv, v in enumerate(videos):
         for frame in range(1, nframes[v] + 1):

@@ -115,15 +115,20 @@ def ranked_ap(outcomes, total):
     return trapezoid_ap(precision, recall)
 
 
-def frame_map(gt, dets, skipped, sort_kind):
+def scored_labels(gt, skipped):
+    """``(label, the evaluated videos' tube dicts)`` of every class the server scores."""
     videos = gt['test_videos'][0]
-    aps = []
     for label, name in enumerate(gt['labels']):
-        if name in skipped:
-            continue
+        if name not in skipped:
+            yield label, [(video, gt['gttubes'][video]) for video in videos]
+
+
+def frame_map(gt, dets, skipped, sort_kind):
+    aps = []
+    for label, video_tubes in scored_labels(gt, skipped):
         remaining = {}
-        for video_index, video in enumerate(videos):
-            for tube in gt['gttubes'][video].get(label, []):
+        for video_index, (_, tubes_of) in enumerate(video_tubes):
+            for tube in tubes_of.get(label, []):
                 for row in tube:
                     remaining.setdefault((video_index, int(row[0])), []).append(row[1:5].tolist())
         total = sum(len(boxes) for boxes in remaining.values())
@@ -137,14 +142,11 @@ def frame_map(gt, dets, skipped, sort_kind):
 
 
 def video_map(gt, vdets, threshold, skipped, sort_kind):
-    videos = gt['test_videos'][0]
     aps = []
-    for label, name in enumerate(gt['labels']):
-        if name in skipped:
-            continue
+    for label, video_tubes in scored_labels(gt, skipped):
         remaining = {}
-        for video in videos:
-            tubes = list(gt['gttubes'][video].get(label, []))
+        for video, tubes_of in video_tubes:
+            tubes = list(tubes_of.get(label, []))
             if tubes:
                 remaining[video] = tubes
         total = sum(len(tubes) for tubes in remaining.values())

@@ -48,6 +48,7 @@ import _compat_pickle
 import builtins
 import codecs
 import collections
+import contextlib
 import importlib
 import io
 import os
@@ -215,8 +216,18 @@ def loads_pickle(data: Union[bytes, BinaryIO], source: str) -> Any:
         pickle.UnpicklingError: the bytes are truncated or not a pickle.
     """
     file = data if hasattr(data, 'read') else io.BytesIO(data)
+    return run_unpickler(_RestrictedUnpickler(file, source=source), source)
+
+
+def run_unpickler(unpickler: pickle.Unpickler, source: str) -> Any:
+    """``unpickler.load()``, an unreadable pickle reported as one naming ``source``.
+
+    Raises:
+        UnsafePickleError: as raised by a restricted unpickler.
+        pickle.UnpicklingError: truncated, corrupted or not a pickle.
+    """
     try:
-        return _RestrictedUnpickler(file, source=source).load()
+        return unpickler.load()
     except UnsafePickleError:
         raise
     except UNREADABLE_PICKLE_ERRORS as exc:
@@ -345,12 +356,7 @@ def unpickle_text_arrays(file, source: str) -> Any:
         UnsafePickleError: a non-data global, named with ``source``.
         pickle.UnpicklingError: not a readable pickle.
     """
-    try:
-        return _TextArrayUnpickler(file, source).load()
-    except UnsafePickleError:
-        raise
-    except UNREADABLE_PICKLE_ERRORS as exc:
-        raise unreadable_pickle_error(source, exc) from exc
+    return run_unpickler(_TextArrayUnpickler(file, source), source)
 
 
 class _PortablePickler(pickle.Pickler):
@@ -494,10 +500,12 @@ def dumps_pickle(
     return buffer.getvalue()
 
 
-def write_file_atomically(data: bytes, path: Union[str, os.PathLike]) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+@contextlib.contextmanager
+def atomic_output(path: Union[str, os.PathLike]):
+    """Yield an open binary temporary file beside ``path``; rename it to ``path`` on success.
 
-    A partial file never replaces an existing one; the folder is created.
+    A partial file never replaces an existing one (on an error the temporary
+    file is removed); the folder is created.
     """
     path = os.fspath(path)
     folder = osp.dirname(osp.abspath(path))
@@ -505,12 +513,18 @@ def write_file_atomically(data: bytes, path: Union[str, os.PathLike]) -> None:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path), suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
-            f.write(data)
+            yield f
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_file_atomically(data: bytes, path: Union[str, os.PathLike]) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    with atomic_output(path) as f:
+        f.write(data)
 
 
 def dump_pickle(

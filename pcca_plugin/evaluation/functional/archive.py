@@ -39,7 +39,6 @@ import collections
 import os
 import os.path as osp
 import posixpath
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ from typing import Dict, List, Mapping, Optional, Union
 
 import numpy as np
 
-from pcca_plugin.utils.pickle_io import dumps_pickle, load_pickle, loads_pickle
+from pcca_plugin.utils.pickle_io import atomic_output, dumps_pickle, load_pickle, loads_pickle
 
 from .ground_truth import (
     DET_TUBE_MIN_COLUMNS,
@@ -227,21 +226,12 @@ def _archive_pickle(obj) -> bytes:
 
 def _write_zip_atomically(path: str, members: Dict[str, bytes]) -> None:
     """Write ``members`` (name -> bytes) as a zip: temporary file in the same folder, rename."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path), suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f, zipfile.ZipFile(f, 'w') as archive:
-            for name, data in members.items():
-                info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = MEMBER_PERMISSIONS << _UNIX_MODE_SHIFT
-                archive.writestr(info, data, compresslevel=ZIP_COMPRESS_LEVEL)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_output(path) as f, zipfile.ZipFile(f, 'w') as archive:
+        for name, data in members.items():
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = MEMBER_PERMISSIONS << _UNIX_MODE_SHIFT
+            archive.writestr(info, data, compresslevel=ZIP_COMPRESS_LEVEL)
 
 
 def write_submission_archive(

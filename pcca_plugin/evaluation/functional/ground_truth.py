@@ -26,13 +26,11 @@ from pcca_plugin.utils.multisports_format import (
     evaluated_label_indices,
 )
 from pcca_plugin.utils.pickle_io import (
-    UNREADABLE_PICKLE_ERRORS,
-    UnsafePickleError,
     _RestrictedUnpickler,
     is_text_bytes_pickle,
     load_pickle,
+    run_unpickler,
     unpickle_text_arrays,
-    unreadable_pickle_error,
 )
 
 #: Columns of a frame-detection row: ``[video_index, frame, label, score, x1, y1, x2, y2]``.
@@ -577,9 +575,4 @@ def unpickle_frame_detections(file, source: str):
     """
     if is_text_bytes_pickle(file.peek(PICKLE_HEAD_BYTES)):
         return unpickle_text_arrays(file, source)  # protocol 2: the bytes travel as text
-    try:
-        return _LeanUnpickler(file, source=source).load()
-    except UnsafePickleError:
-        raise
-    except UNREADABLE_PICKLE_ERRORS as exc:
-        raise unreadable_pickle_error(source, exc) from exc
+    return run_unpickler(_LeanUnpickler(file, source=source), source)

@@ -362,15 +362,7 @@ class MultiSportsTubeMetric(BaseMetric):
         metrics: Dict[str, float] = {}
         frame_result = frame_ap(self.gt, dets, self.frame_iou_thr, tie_order=self.tie_order)
         metrics[f'frame_mAP@{self.frame_iou_thr:g}'] = frame_result.mean_ap
-        tubes = link_tubes(
-            self.gt,
-            dets,
-            len_thr=self.link_len_thr,
-            score_thr=self.link_score_thr,
-            tie_order=self.tie_order,
-        )
-        if self.dump_video_detections:
-            dump_pickle(tubes, self.dump_video_detections)
+        tubes = self._link(dets)
         evaluator = VideoAPEvaluator(self.gt, tubes, tie_order=self.tie_order)
         video_results = {}
         for thr in self.video_iou_thrs:
@@ -382,8 +374,8 @@ class MultiSportsTubeMetric(BaseMetric):
             self._log_table(frame_result, video_results)
         return metrics
 
-    def _server2021(self, dets: np.ndarray) -> Dict[str, float]:
-        """The 2021 challenge server's six figures of the frame detections and their tubes."""
+    def _link(self, dets: np.ndarray) -> dict:
+        """The tubes of the frame detections (dumped when asked)."""
         tubes = link_tubes(
             self.gt,
             dets,
@@ -393,6 +385,11 @@ class MultiSportsTubeMetric(BaseMetric):
         )
         if self.dump_video_detections:
             dump_pickle(tubes, self.dump_video_detections)
+        return tubes
+
+    def _server2021(self, dets: np.ndarray) -> Dict[str, float]:
+        """The 2021 challenge server's six figures of the frame detections and their tubes."""
+        tubes = self._link(dets)
         figures = server2021_figures(self.gt, dets, tubes, tie_order=self.tie_order)
         if self.log_per_class:
             table = '\n'.join(f'{name:12s} {figures[name]:8.2f}' for name in SERVER2021_FIGURES)
