@@ -33,8 +33,6 @@ import os.path as osp
 from typing import Dict, List, Optional
 
 from mmengine.config import Config, DictAction
-from mmengine.dist import is_main_process
-from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -45,7 +43,6 @@ from ..engine.distributed import (
     configure_launcher,
     destroy_process_group_after_success,
 )
-from ..evaluation.functional.archive import archive_submission
 from ..models.tta import apply_tta
 from ..registration import build_registered
 
@@ -144,10 +141,15 @@ def use_test_split(cfg: Config) -> Config:
     return cfg
 
 
-def set_format_only(cfg: Config, outfile_prefix: Optional[str]) -> Config:
-    """Make every ``MultiSportsTubeMetric`` of ``test_evaluator`` write a submission, GT-free."""
+def set_format_only(cfg: Config, outfile_prefix: Optional[str], archive: bool = False) -> Config:
+    """Make every ``MultiSportsTubeMetric`` of ``test_evaluator`` write a submission, GT-free.
+
+    With ``archive`` the metrics also write ``PREFIX_submission.zip`` (their ``archive``).
+    """
     for metric in tube_metric_configs(cfg, '--format-only'):
         metric['format_only'] = True
+        if archive:
+            metric['archive'] = True
         metric['gt_file'] = None  # the video list comes from the dataset
         if outfile_prefix:
             metric['outfile_prefix'] = outfile_prefix
@@ -158,12 +160,6 @@ def set_format_only(cfg: Config, outfile_prefix: Optional[str]) -> Config:
                 'PREFIX (e.g. work_dirs/submission/pcca)'
             )
     return cfg
-
-
-def outfile_prefixes(cfg: Config) -> List[str]:
-    """Every format-only ``MultiSportsTubeMetric``'s ``outfile_prefix``, each once, in order."""
-    prefixes = [m['outfile_prefix'] for m in tube_metric_configs(cfg, '--zip')]
-    return list(dict.fromkeys(prefixes))
 
 
 def set_detection_dumps(
@@ -237,8 +233,8 @@ def run_test(
         outfile_prefix: the submission files' path prefix (with ``format_only`` only).
         dump_frame_detections: also write the frame detections here (``tools/ensemble.py``).
         dump_video_detections: also write the linked tubes here.
-        archive: with ``format_only``, also write ``PREFIX_submission.zip`` from the
-            submission files (the main process, after the run).
+        archive: with ``format_only``, also write ``PREFIX_submission.zip`` (the
+            metric's ``archive``: with the submission files, on the main process).
 
     Raises:
         FileNotFoundError: no such checkpoint or config file.
@@ -262,15 +258,12 @@ def run_test(
     if test_split:
         use_test_split(cfg)
     if format_only:
-        set_format_only(cfg, outfile_prefix)
+        set_format_only(cfg, outfile_prefix, archive)
     if dump_frame_detections or dump_video_detections:
         set_detection_dumps(cfg, dump_frame_detections, dump_video_detections)
     if tta:
         apply_tta(cfg)
     runner = build_runner(cfg)
     metrics = runner.test()
-    if archive and is_main_process():  # the metric wrote the files on the main process
-        for prefix in outfile_prefixes(cfg):
-            print_log(f'submission archive -> {archive_submission(prefix)}', logger='current')
     destroy_process_group_after_success()
     return metrics

@@ -22,7 +22,6 @@ from .archive import (
     ARCHIVE_SUFFIX,
     PYTHON2_NUMPY1_GLOBALS,
     Submission,
-    archive_submission,
     read_submission,
     write_submission_archive,
 )
@@ -63,6 +62,7 @@ from .server2021 import (
 )
 from .submission import (
     VideoList,
+    archive_submission,
     read_video_list,
     submission_paths,
     video_list_ground_truth,

@@ -28,9 +28,10 @@ Python 3's default ``pickle.load`` (``encoding='ASCII'``) decodes as text and
 fails on the first byte above 127; the ``_codecs.encode`` form is read by a
 plain ``pickle.load`` under both.
 
-:func:`archive_submission` builds the archive from the files a format-only
-run or an ensemble wrote (``tools/test.py --zip``, ``tools/ensemble.py
---zip``); :func:`read_submission` reads a submission folder or archive, as
+:func:`~.submission.write_submission` writes it with the files of a
+format-only run or an ensemble (``tools/test.py --zip``, ``tools/ensemble.py
+--zip``), :func:`~.submission.archive_submission` from such files written
+earlier; :func:`read_submission` reads a submission folder or archive, as
 the server did but never extracting to disk, with the project's restricted
 unpickler, and says what is wrong with a malformed one.
 """
@@ -51,11 +52,8 @@ from pcca_plugin.utils.pickle_io import atomic_output, dumps_pickle, load_pickle
 from .ground_truth import (
     DET_TUBE_MIN_COLUMNS,
     FRAME_DET_COLUMNS,
-    check_frame_detections,
-    check_video_detections,
     unpickle_frame_detections,
 )
-from .submission import read_video_list, submission_paths, video_list_ground_truth
 
 #: File name ending of the archive after the submission prefix: ``P_submission.zip``.
 ARCHIVE_SUFFIX = '_submission.zip'
@@ -273,39 +271,6 @@ def write_submission_archive(
 def archive_path(prefix: str) -> str:
     """``P_submission.zip`` of the submission prefix ``P``."""
     return prefix + ARCHIVE_SUFFIX
-
-
-def archive_submission(prefix: str) -> str:
-    """Build ``P_submission.zip`` from the files of a format-only run or an ensemble.
-
-    Reads ``P_frame_detections.pkl`` and ``P_video_detections.pkl`` (restricted
-    unpickler) and ``P_videos.json``, checks the rows and tubes against the
-    video list (video indices, frames, labels, video names), then writes
-    :func:`write_submission_archive` with a key for every label of the list.
-
-    Returns:
-        The archive's path.
-
-    Raises:
-        FileNotFoundError: one of the three files is missing (named, with how
-            to make it).
-        ValueError: a file does not match the video list (file, row / entry, field).
-    """
-    paths = submission_paths(prefix)
-    for key in ('frame_detections', 'video_detections', 'videos'):
-        if not osp.isfile(paths[key]):
-            raise FileNotFoundError(
-                f'{paths[key]}: no such file; the archive is made from the files of a '
-                'format-only run (tools/test.py --test-split/--format-only --outfile-prefix '
-                f'{prefix}) or an ensemble (tools/ensemble.py --out-prefix {prefix})'
-            )
-    videos = read_video_list(paths['videos'])
-    gt = video_list_ground_truth(videos)
-    frames = load_pickle(paths['frame_detections'])
-    tubes = load_pickle(paths['video_detections'])
-    check_frame_detections(frames, gt, paths['frame_detections'])
-    check_video_detections(tubes, gt, paths['video_detections'])
-    return write_submission_archive(archive_path(prefix), frames, tubes, len(videos.labels))
 
 
 # --- reading ------------------------------------------------------------------------------

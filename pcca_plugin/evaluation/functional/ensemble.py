@@ -22,7 +22,6 @@ import numpy as np
 
 from pcca_plugin.utils.pickle_io import dump_pickle, load_pickle
 
-from .archive import archive_submission
 from .ground_truth import check_frame_detection_shape, check_frame_detections, load_ground_truth
 from .submission import (
     VideoList,
@@ -236,7 +235,7 @@ def ensemble_files(
         box_atol: largest box difference (pixels) of matched rows.
         archive: with ``out_prefix``, also write ``P_submission.zip``, the
             archive the 2021 challenge server read
-            (:func:`~pcca_plugin.evaluation.functional.archive.archive_submission`).
+            (``write_submission(..., archive=True)``).
 
     Returns:
         ``(merged, written)``: the ``(M, 8)`` float64 average and the files
@@ -287,10 +286,8 @@ def ensemble_files(
         box_atol,
     )
     if out_prefix is not None:
-        paths = write_submission(out_prefix, merged, videos)
-        written = {key: paths[key] for key in SUBMISSION_FILES}
-        if archive:
-            written['archive'] = archive_submission(out_prefix)
+        paths = write_submission(out_prefix, merged, videos, archive=archive)
+        written = {key: paths[key] for key in SUBMISSION_FILES + (('archive',) if archive else ())}
         return merged, written
     if gt is not None:
         check_frame_detections(merged, gt, out)

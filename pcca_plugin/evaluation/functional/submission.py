@@ -19,9 +19,10 @@ The MultiSports test split has no GT, so the frame detections cannot index
 
 Both pickles are written readable by numpy 1.x and 2.x
 (:func:`~pcca_plugin.utils.pickle_io.dump_pickle`). The upload is
-``P_submission.zip``, made from these files by
-:func:`~pcca_plugin.evaluation.functional.archive.archive_submission`
-(``--zip``): the two pickles as the 2021 challenge server read them. Linking needs only the
+``P_submission.zip`` (:mod:`.archive`): the two pickles as the 2021 challenge
+server read them, written with the files (``write_submission(...,
+archive=True)``, ``--zip``) or from files written earlier
+(:func:`archive_submission`). Linking needs only the
 video names and frame counts, so it runs on a :class:`GroundTruth` without
 tubes built from the video list (:func:`video_list_ground_truth`); the tubes
 are the ones linking with the real GT gives, as long as the video list lists
@@ -36,9 +37,15 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from pcca_plugin.utils.pickle_io import dump_pickle, write_file_atomically
+from pcca_plugin.utils.pickle_io import dump_pickle, load_pickle, write_file_atomically
 
-from .ground_truth import GroundTruth, check_frame_detections, load_detections
+from .archive import archive_path, write_submission_archive
+from .ground_truth import (
+    GroundTruth,
+    check_frame_detections,
+    check_video_detections,
+    load_detections,
+)
 from .linking import MIN_TUBE_LENGTH, MIN_TUBE_SCORE, link_tubes
 
 #: ``format`` field of a video list file.
@@ -179,6 +186,7 @@ def write_submission(
     score_thr: float = MIN_TUBE_SCORE,
     progress: bool = False,
     tie_order: str = 'official',
+    archive: bool = False,
 ) -> Dict[str, str]:
     """Check and link frame detections, then write the three submission files.
 
@@ -194,9 +202,11 @@ def write_submission(
         score_thr: minimum linked tube score.
         progress: show a progress bar while linking.
         tie_order: how the linker ranks tied scores (see :func:`link_tubes`).
+        archive: also write ``P_submission.zip`` of the same detections and tubes
+            (:func:`~.archive.write_submission_archive`), under ``'archive'``.
 
     Returns:
-        :func:`submission_paths` of ``prefix``.
+        :func:`submission_paths` of ``prefix`` (and ``'archive'``).
 
     Raises:
         ValueError: a row indexes no video of the list, or a frame outside it.
@@ -211,7 +221,50 @@ def write_submission(
     dump_pickle(np.asarray(dets, dtype=np.float64), paths['frame_detections'])
     write_video_list(video_list, paths['videos'])
     dump_pickle(tubes, paths['video_detections'])
+    if archive:
+        # The archive holds what the files hold: dump_pickle stores a numpy scalar (the
+        # linker's np.float64 tube score) as the Python float of the same value.
+        stored = {
+            label: [(name, float(score), tube) for name, score, tube in entries]
+            for label, entries in tubes.items()
+        }
+        paths['archive'] = write_submission_archive(
+            archive_path(prefix), dets, stored, len(video_list.labels)
+        )
     return paths
+
+
+def archive_submission(prefix: str) -> str:
+    """Build ``P_submission.zip`` from the files of a format-only run or an ensemble.
+
+    Reads ``P_frame_detections.pkl`` and ``P_video_detections.pkl`` (restricted
+    unpickler) and ``P_videos.json``, checks the rows and tubes against the
+    video list (video indices, frames, labels, video names), then writes
+    :func:`write_submission_archive` with a key for every label of the list.
+
+    Returns:
+        The archive's path.
+
+    Raises:
+        FileNotFoundError: one of the three files is missing (named, with how
+            to make it).
+        ValueError: a file does not match the video list (file, row / entry, field).
+    """
+    paths = submission_paths(prefix)
+    for key in ('frame_detections', 'video_detections', 'videos'):
+        if not osp.isfile(paths[key]):
+            raise FileNotFoundError(
+                f'{paths[key]}: no such file; the archive is made from the files of a '
+                'format-only run (tools/test.py --test-split/--format-only --outfile-prefix '
+                f'{prefix}) or an ensemble (tools/ensemble.py --out-prefix {prefix})'
+            )
+    videos = read_video_list(paths['videos'])
+    gt = video_list_ground_truth(videos)
+    frames = load_pickle(paths['frame_detections'])
+    tubes = load_pickle(paths['video_detections'])
+    check_frame_detections(frames, gt, paths['frame_detections'])
+    check_video_detections(tubes, gt, paths['video_detections'])
+    return write_submission_archive(archive_path(prefix), frames, tubes, len(videos.labels))
 
 
 def same_video_lists(lists: Sequence[VideoList]) -> None:

@@ -55,7 +55,6 @@ from ..functional import (
     server2021_figures,
 )
 from ..functional.ap import check_tie_order
-from ..functional.archive import archive_submission
 from ..functional.ground_truth import FRAME_DET_COLUMNS
 from ..functional.submission import VideoList, write_submission
 
@@ -418,9 +417,8 @@ class MultiSportsTubeMetric(BaseMetric):
             len_thr=self.link_len_thr,
             score_thr=self.link_score_thr,
             tie_order=self.tie_order,
+            archive=self.archive,
         )
-        if self.archive:
-            paths['archive'] = archive_submission(self.outfile_prefix)
         print_log(
             f'MultiSportsTubeMetric (format_only): {len(dets)} frame detections of '
             f'{len(videos.names)} videos -> {paths["frame_detections"]} (video list '
