@@ -41,6 +41,7 @@ from torch import Tensor
 
 from ..models.roi_extractors.context_roi_extractor import clip_boxes, scale_boxes
 from .roi_align_op import MIN_OPSET, UnsupportedExportError, exportable_roi_align
+from .verify import check_boxes
 
 #: The ONNX graph's input and output names.
 CLIP_INPUT, BOXES_INPUT, SCORES_OUTPUT = 'clip', 'boxes', 'scores'
@@ -306,16 +307,6 @@ def clip_shape_from_config(cfg, input_size: Optional[Sequence[int]] = None) -> T
     return (1, 3, clip_settings_from_config(cfg).clip_len, int(height), int(width))
 
 
-def example_boxes(height: int, width: int, num_boxes: int, seed: int = 0) -> Tensor:
-    """``(num_boxes, 4)`` float32 person-like boxes, some across the clip's border."""
-    generator = torch.Generator().manual_seed(seed)
-    centre = torch.rand(num_boxes, 2, generator=generator) * 1.2 - 0.1  # beyond the border too
-    size = torch.rand(num_boxes, 2, generator=generator) * 0.5 + 0.05
-    scale = torch.tensor([width, height], dtype=torch.float32)
-    x1y1, x2y2 = (centre - size / 2) * scale, (centre + size / 2) * scale
-    return torch.cat([x1y1, x2y2], dim=1).float()  # (N, 4)
-
-
 def export_onnx(
     wrapper: ExportableDetector,
     out: str,
@@ -343,7 +334,7 @@ def export_onnx(
     if len(clip_shape) != 5 or clip_shape[0] != 1:
         raise ValueError(f'the clip shape must be (1, 3, T, H, W), got {tuple(clip_shape)}.')
     clip = torch.zeros(tuple(int(s) for s in clip_shape))
-    boxes = example_boxes(clip.shape[-2], clip.shape[-1], EXAMPLE_BOXES)
+    boxes = check_boxes(clip.shape[-2], clip.shape[-1], EXAMPLE_BOXES)
     num_boxes = torch.export.Dim('num_boxes', min=1, max=MAX_BOXES)
     with torch.no_grad(), quiet_loggers(EXPORTER_LOGGERS):
         program = torch.onnx.export(
@@ -499,7 +490,6 @@ __all__ = [
     'check_opset',
     'clip_shape_from_config',
     'describe_onnx',
-    'example_boxes',
     'export_onnx',
     'graph_op_domains',
     'input_size_from_config',
